@@ -1,0 +1,106 @@
+"""Wiring: cluster access → one reflector per enabled source → handler → store → HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from exporter.handler import ObjectHandler
+from exporter.kube.client import KubeClient
+from exporter.kube.config import ClusterAccess
+from exporter.kube.reflector import Reflector, ReflectorOptions, WatchTarget
+from exporter.logs import event
+from exporter.metrics.families import ALL_FAMILIES
+from exporter.metrics.selfmetrics import ExporterMetrics
+from exporter.metrics.store import MetricsStore
+from exporter.registry import SOURCES, SourceSpec
+from exporter.server import build_app, parse_listen_address
+
+log = logging.getLogger("exporter")
+
+DEFAULT_LISTEN_ADDRESS = ":9847"
+
+
+@dataclass(frozen=True)
+class SourceSelection:
+    """Which sources run, and in which namespace (`--source.<name>.enabled/namespace`)."""
+
+    enabled: dict[str, bool] = field(default_factory=dict)
+    namespaces: dict[str, str] = field(default_factory=dict)
+
+    def targets(self) -> list[tuple[SourceSpec, WatchTarget]]:
+        chosen = []
+        for spec in SOURCES:
+            if not self.enabled.get(spec.name, True):
+                continue
+            namespace = self.namespaces.get(spec.name, spec.namespace)
+            chosen.append((spec, WatchTarget(spec.name, spec.resource, namespace, spec.label_selector)))
+        return chosen
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    listen_address: str = DEFAULT_LISTEN_ADDRESS
+    telemetry_path: str = "/metrics"
+    sources: SourceSelection = field(default_factory=SourceSelection)
+    reflector: ReflectorOptions = field(default_factory=ReflectorOptions)
+
+
+class Exporter:
+    """The running exporter. `async with Exporter(...)` starts the watches and the HTTP server."""
+
+    def __init__(self, access: ClusterAccess, config: ExporterConfig) -> None:
+        self.access = access
+        self.config = config
+        self.store = MetricsStore(ALL_FAMILIES)
+        self.metrics = ExporterMetrics()
+        self.reflectors: list[Reflector] = []
+        self._client = KubeClient(access)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def not_ready(self) -> list[str]:
+        return [f"{r.target.source}/{r.target.namespace}" for r in self.reflectors if not r.synced.is_set()]
+
+    async def __aenter__(self) -> Exporter:
+        await self._client.__aenter__()
+        for spec, target in self.config.sources.targets():
+            handler = ObjectHandler(spec, target, self.store, self.metrics)
+            self.metrics.register_target(target)
+            self.reflectors.append(Reflector(self._client, target, handler, self.metrics, self.config.reflector))
+        self._tasks = [asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors]
+        app = build_app(self.store, self.metrics, self.not_ready, self.config.telemetry_path)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        host, port = parse_listen_address(self.config.listen_address)
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        event(
+            log,
+            logging.INFO,
+            "exporter started",
+            listen=self.config.listen_address,
+            port=self.port,
+            cluster=self.access.description,
+            sources=[f"{r.target.source}/{r.target.namespace}" for r in self.reflectors],
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self._client.__aexit__()
+
+    async def wait_ready(self, timeout: float) -> None:
+        await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in self.reflectors)), timeout)

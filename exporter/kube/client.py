@@ -1,0 +1,162 @@
+"""A small asyncio client for the two Kubernetes API calls the exporter makes: LIST and WATCH."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from exporter.kube.config import ClusterAccess
+
+# A watch line is one object; ConfigMaps are capped at 1 MiB, so a much longer line is garbage.
+MAX_WATCH_LINE = 8 * 1024 * 1024
+
+
+class ApiError(Exception):
+    """A failed API call. `status` 0 means the connection failed before any HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str = "",
+        retry_after: float | None = None,
+        relist: bool = False,
+    ) -> None:
+        super().__init__(f"{status} {reason}: {message}" if message else f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+        # The server reported an error inside the stream: our state may be inconsistent.
+        self.relist = relist
+
+    @property
+    def expired(self) -> bool:
+        """410 Gone / Expired: the resourceVersion or continue token is too old; relist."""
+        return self.status == 410
+
+
+class KubeClient:
+    def __init__(self, access: ClusterAccess, request_timeout: float = 60.0) -> None:
+        self.access = access
+        self._request_timeout = request_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> KubeClient:
+        connector = aiohttp.TCPConnector(ssl=self.access.ssl_context, limit=32)
+        self._session = aiohttp.ClientSession(
+            base_url=None,
+            connector=connector,
+            headers={"Accept": "application/json", "User-Agent": "mindx-fault-exporter"},
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self) -> dict[str, str]:
+        auth = self.access.authorization()
+        return {"Authorization": auth} if auth else {}
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("KubeClient used outside 'async with'")
+        return self._session
+
+    async def get_json(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """One GET (a LIST page); raises ApiError on any failure."""
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout, sock_connect=10)
+        try:
+            async with self.session.get(
+                self.access.host + path, params=params, headers=self._headers(), timeout=timeout
+            ) as resp:
+                body = await resp.read()
+                if resp.status != 200:
+                    raise self._error(resp, body)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            raise ApiError(0, type(err).__name__, str(err)) from err
+        try:
+            decoded = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise ApiError(200, "InvalidResponse", "list body is not JSON") from err
+        if not isinstance(decoded, dict):
+            raise ApiError(200, "InvalidResponse", "list body is not an object")
+        return decoded
+
+    async def watch(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        idle_timeout: float,
+        on_open: Callable[[], None] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield watch events; ends when the server closes the stream. No line may take longer
+        than `idle_timeout` to arrive (bookmarks keep a healthy stream busy)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=idle_timeout)
+        try:
+            async with self.session.get(
+                self.access.host + path, params={**params, "watch": "1"}, headers=self._headers(), timeout=timeout
+            ) as resp:
+                if resp.status != 200:
+                    raise self._error(resp, await resp.read())
+                if on_open is not None:
+                    on_open()
+                buffer = bytearray()
+                async for chunk in resp.content.iter_any():
+                    buffer.extend(chunk)
+                    if b"\n" not in chunk:
+                        if len(buffer) > MAX_WATCH_LINE:
+                            raise ApiError(200, "LineTooLong", "watch line exceeds limit")
+                        continue
+                    *lines, tail = buffer.split(b"\n")
+                    buffer = bytearray(tail)
+                    for line in lines:
+                        if line.strip():
+                            yield _decode_event(line)
+                if buffer.strip():
+                    # The stream ended mid-line: the connection broke, the tail is not an event.
+                    raise ApiError(0, "StreamBroken", "watch stream ended inside an event")
+        except aiohttp.SocketTimeoutError as err:
+            raise ApiError(0, "Stalled", f"no data for {idle_timeout:g}s") from err
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            raise ApiError(0, type(err).__name__, str(err)) from err
+
+    def _error(self, resp: aiohttp.ClientResponse, body: bytes) -> ApiError:
+        if resp.status == 401:
+            self.access.invalidate()
+        reason, message = resp.reason or "", ""
+        try:
+            status = orjson.loads(body)
+            if isinstance(status, dict):
+                reason = str(status.get("reason") or reason)
+                message = str(status.get("message") or "")
+        except orjson.JSONDecodeError:
+            pass
+        return ApiError(resp.status, reason, message[:200], _retry_after(resp.headers.get("Retry-After")))
+
+
+def _decode_event(line: bytes | bytearray) -> dict[str, Any]:
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError as err:
+        raise ApiError(200, "InvalidEvent", "watch line is not JSON") from err
+    if not isinstance(event, dict):
+        raise ApiError(200, "InvalidEvent", "watch line is not an object")
+    return event
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

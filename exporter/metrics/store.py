@@ -1,0 +1,118 @@
+"""A store of rendered sample blocks (kube-state-metrics' metrics_store, for asyncio).
+
+Every object's samples are rendered once, when the object changes, and kept per family; a
+scrape writes each family's header and then every object's block for it. The joined body (and
+its gzip) is cached until something changes. All methods are synchronous and the event loop
+runs one at a time, so a scrape never sees a half-applied update or relist.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+
+from exporter.metrics.exposition import Family
+
+Key = Hashable
+
+
+@dataclass(slots=True)
+class _Body:
+    generation: int
+    data: bytes
+    gzip_prefix: bytes | None = None
+    gzip_state: zlib._Compress | None = None
+
+
+class MetricsStore:
+    def __init__(self, families: Iterable[Family]) -> None:
+        self.families: tuple[Family, ...] = tuple(families)
+        self._headers = {family: family.header() for family in self.families}
+        self._blocks: dict[Family, dict[Key, bytes]] = {family: {} for family in self.families}
+        self._families_of: dict[Key, tuple[Family, ...]] = {}
+        self._groups: dict[Hashable, set[Key]] = {}
+        self._generation = 0
+        self._body: _Body | None = None
+
+    # --- updates ----------------------------------------------------------------------------
+
+    def set(self, group: Hashable, key: Key, blocks: Mapping[Family, bytes]) -> None:
+        """Replace everything `key` contributes with `blocks` (families absent from it vanish)."""
+        self._drop(key)
+        self._put(key, blocks)
+        self._groups.setdefault(group, set()).add(key)
+        self._generation += 1
+
+    def delete(self, group: Hashable, key: Key) -> None:
+        if key in self._families_of:
+            self._drop(key)
+            self._generation += 1
+        members = self._groups.get(group)
+        if members is not None:
+            members.discard(key)
+
+    def replace_group(self, group: Hashable, items: Mapping[Key, Mapping[Family, bytes]]) -> None:
+        """A relist: the group's keys become exactly `items`, in one step."""
+        for key in self._groups.get(group, set()) - items.keys():
+            self._drop(key)
+        for key, blocks in items.items():
+            self._drop(key)
+            self._put(key, blocks)
+        self._groups[group] = set(items)
+        self._generation += 1
+
+    def keys(self, group: Hashable) -> frozenset[Key]:
+        return frozenset(self._groups.get(group, ()))
+
+    def _put(self, key: Key, blocks: Mapping[Family, bytes]) -> None:
+        present = []
+        for family, block in blocks.items():
+            if block:
+                self._blocks[family][key] = block
+                present.append(family)
+        if present:
+            self._families_of[key] = tuple(present)
+
+    def _drop(self, key: Key) -> None:
+        for family in self._families_of.pop(key, ()):
+            del self._blocks[family][key]
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def object_count(self) -> int:
+        return len(self._families_of)
+
+    def body(self) -> bytes:
+        """The exposition of every stored block; rebuilt only after a change."""
+        return self._current().data
+
+    def gzip_parts(self) -> tuple[bytes, zlib._Compress]:
+        """The body compressed as the start of a gzip stream, plus a compressor positioned after it.
+
+        The caller copies the compressor to append its own trailing text (self-metrics) and
+        finish the stream, so an unchanged store is never compressed twice.
+        """
+        body = self._current()
+        if body.gzip_state is None or body.gzip_prefix is None:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+            body.gzip_prefix = compressor.compress(body.data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            body.gzip_state = compressor
+        return body.gzip_prefix, body.gzip_state
+
+    def _current(self) -> _Body:
+        if self._body is None or self._body.generation != self._generation:
+            self._body = _Body(self._generation, self._render())
+        return self._body
+
+    def _render(self) -> bytes:
+        parts: list[bytes] = []
+        for family in self.families:
+            blocks = self._blocks[family]
+            parts.append(self._headers[family])
+            parts.extend(blocks.values())
+        return b"".join(parts)

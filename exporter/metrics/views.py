@@ -1,0 +1,137 @@
+"""Records → rendered sample blocks, one function per record shape.
+
+A block is the bytes of one object's samples for one family; the store joins blocks at scrape
+time. Each function here is a table row of kube-state-metrics' kind: family → samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from exporter.metrics import families as F
+from exporter.metrics.exposition import Family, render_samples
+from exporter.sources.common import (
+    CHIP_LEVEL_RANK,
+    SWITCH_STATUSES,
+    Problem,
+    chip_id,
+    most_severe_rank,
+)
+from exporter.sources.records import CHIP_LIST_STATUSES, NodeChips, NodeView, SwitchState
+
+Blocks = dict[Family, bytes]
+Samples = Iterator[tuple[Sequence[str], float]]
+
+_MANUAL_RANK = CHIP_LEVEL_RANK["ManuallySeparateNPU"]
+
+
+def add_block(blocks: Blocks, family: Family, samples: Iterable[tuple[Sequence[str], float]]) -> None:
+    rendered = render_samples(family, samples)
+    if rendered:
+        blocks[family] = blocks.get(family, b"") + rendered
+
+
+def render_node_view(source: str, view: NodeView) -> Blocks:
+    blocks: Blocks = {}
+    if view.chips is not None:
+        render_chips(blocks, source, view.chips)
+    if view.superpod is not None:
+        sp = view.superpod
+        rack = "" if sp.rack_id is None else str(sp.rack_id)
+        add_block(blocks, F.NODE_SUPERPOD_INFO, [((source, sp.node, str(sp.super_pod_id), str(sp.server_index), rack), 1)])
+    if view.switch is not None:
+        render_switch(blocks, source, view.switch)
+    if view.update_time is not None:
+        add_block(blocks, F.SOURCE_UPDATE_TIMESTAMP, [((source, view.node), view.update_time)])
+    return blocks
+
+
+def render_chips(blocks: Blocks, source: str, chips: NodeChips) -> None:
+    node = chips.node
+    add_block(blocks, F.NPU_CHIP_FAULT_LEVEL, _chip_levels(source, chips))
+    add_block(
+        blocks,
+        F.NPU_CHIP_FAULT,
+        (((source, node, f.npu, chip_id(f.npu), f.fault_type, f.fault_handling), 1) for f in chips.faults),
+    )
+    add_block(blocks, F.NPU_CHIP_FAULT_CODE, _chip_codes(source, chips))
+    add_block(blocks, F.NPU_CHIP_STATUS, _chip_statuses(source, chips))
+    add_block(
+        blocks,
+        F.NODE_NPU_CHIPS,
+        (
+            ((source, node, res.resource, status), len(res.lists.get(status, ())))
+            for res in chips.resources
+            for status in CHIP_LIST_STATUSES
+        ),
+    )
+
+
+def _chip_levels(source: str, chips: NodeChips) -> Samples:
+    levels: dict[str, list[str]] = {}
+    for res in chips.resources:
+        for names in res.lists.values():
+            for npu in names:
+                levels.setdefault(npu, [])
+    for fault in chips.faults:
+        levels.setdefault(fault.npu, []).append(fault.fault_handling)
+    for npu in chips.manually_separated:
+        levels.setdefault(npu, [])
+    manual = set(chips.manually_separated)
+    for npu in sorted(levels, key=_chip_sort_key):
+        rank = most_severe_rank(levels[npu])
+        if npu in manual:
+            rank = max(rank, _MANUAL_RANK)
+        yield (source, chips.node, npu, chip_id(npu)), rank
+
+
+def _chip_codes(source: str, chips: NodeChips) -> Samples:
+    for fault in chips.faults:
+        ident = chip_id(fault.npu)
+        for code in fault.codes:
+            yield (source, chips.node, fault.npu, ident, fault.fault_type, code.code, code.level), code.raised_at
+
+
+def _chip_statuses(source: str, chips: NodeChips) -> Samples:
+    per_chip: dict[str, dict[str, None]] = {}
+    for res in chips.resources:
+        for status in CHIP_LIST_STATUSES[1:]:
+            for npu in res.lists.get(status, ()):
+                per_chip.setdefault(npu, {})[status] = None
+    for npu in chips.manually_separated:
+        per_chip.setdefault(npu, {})["manually_separated"] = None
+    for npu in sorted(per_chip, key=_chip_sort_key):
+        for status in per_chip[npu]:
+            yield (source, chips.node, npu, chip_id(npu), status), 1
+
+
+def _chip_sort_key(npu: str) -> tuple[str, int, str]:
+    ident = chip_id(npu)
+    return (npu.rsplit("-", 1)[0], int(ident) if ident else -1, npu)
+
+
+def render_switch(blocks: Blocks, source: str, switch: SwitchState) -> None:
+    node = switch.node
+    if switch.node_status:
+        statuses = SWITCH_STATUSES if switch.node_status in SWITCH_STATUSES else (*SWITCH_STATUSES, switch.node_status)
+        add_block(
+            blocks,
+            F.SWITCH_STATUS,
+            (((source, node, status), 1 if status == switch.node_status else 0) for status in statuses),
+        )
+    if switch.fault_level:
+        add_block(blocks, F.SWITCH_FAULT_LEVEL, [((source, node, switch.fault_level), 1)])
+    add_block(
+        blocks,
+        F.SWITCH_FAULT_CODE,
+        (
+            ((source, node, f.fault_code, f.switch_chip_id, f.switch_port_id, f.fault_level), f.raised_at)
+            for f in switch.faults
+        ),
+    )
+
+
+def render_problems(blocks: Blocks, namespace: str, configmap: str, problems: Iterable[Problem]) -> None:
+    """`mindx_configmap_invalid`: one series per (key, reason) while the object's current version fails."""
+    seen = sorted({(p.key, p.reason) for p in problems})
+    add_block(blocks, F.CONFIGMAP_INVALID, (((namespace, configmap, key, reason), 1) for key, reason in seen))

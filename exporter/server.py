@@ -1,0 +1,93 @@
+"""The exporter's HTTP endpoints (aiohttp): /metrics, /healthz, /readyz and a landing page."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from exporter.metrics.exposition import CONTENT_TYPE
+from exporter.metrics.selfmetrics import ExporterMetrics
+from exporter.metrics.store import MetricsStore
+
+ReadinessCheck = Callable[[], list[str]]  # names of the watches that have not listed yet
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False
+
+
+class MetricsHandler:
+    def __init__(self, store: MetricsStore, metrics: ExporterMetrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        gzip = _accepts_gzip(request)
+        if gzip:
+            prefix, compressor = self.store.gzip_parts()
+        else:
+            data = self.store.body()
+        self.metrics.render_seconds.observe(time.perf_counter() - started)
+        tail = self.metrics.render()
+        headers = {"Content-Type": CONTENT_TYPE}
+        if gzip:
+            stream = compressor.copy()
+            body = prefix + stream.compress(tail) + stream.flush()
+            headers["Content-Encoding"] = "gzip"
+            headers["Vary"] = "Accept-Encoding"
+        else:
+            body = data + tail
+        return web.Response(body=body, headers=headers)
+
+
+def build_app(
+    store: MetricsStore,
+    metrics: ExporterMetrics,
+    not_ready: ReadinessCheck,
+    telemetry_path: str = "/metrics",
+) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    metrics_handler = MetricsHandler(store, metrics)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(request: web.Request) -> web.Response:
+        pending = not_ready()
+        if pending:
+            return web.Response(status=503, text="not ready: waiting for first list of " + ", ".join(pending) + "\n")
+        return web.Response(text="ok\n")
+
+    async def landing(request: web.Request) -> web.Response:
+        path = html.escape(telemetry_path)
+        page = (
+            "<!doctype html><html><head><title>MindX fault exporter</title></head><body>"
+            "<h1>MindX fault exporter</h1><p>MindX DL fault ConfigMaps and Events as Prometheus metrics.</p>"
+            f'<ul><li><a href="{path}">{path}</a></li><li><a href="/healthz">/healthz</a></li>'
+            '<li><a href="/readyz">/readyz</a></li></ul></body></html>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    app.router.add_get(telemetry_path, metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if telemetry_path != "/":
+        app.router.add_get("/", landing)
+    return app
+
+
+def parse_listen_address(address: str) -> tuple[str | None, int]:
+    """`:9847` → (all interfaces, 9847); `127.0.0.1:9847`; `[::1]:9847`."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"invalid listen address {address!r}, expected [host]:port")
+    host = host.strip("[]")
+    return (host or None), int(port)

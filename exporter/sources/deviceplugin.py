@@ -1,0 +1,334 @@
+"""S1: the Ascend Device Plugin's `kube-system/mindx-dl-deviceinfo-<node>` ConfigMap (spec §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.sources.common import (
+    REASON_CHECKCODE,
+    REASON_JSON,
+    REASON_SCHEMA,
+    Problems,
+    as_dict,
+    as_int,
+    as_str,
+    chip_level_rank,
+    configmap_data,
+    go_json_string,
+    loads,
+    normalize_code,
+    object_name,
+    sha256_hex,
+    split_codes,
+    split_names,
+    unix_seconds,
+)
+from exporter.sources.records import (
+    ChipFault,
+    FaultCode,
+    NodeChips,
+    NodeView,
+    ResourceChips,
+    SuperPodInfo,
+    SwitchFault,
+    SwitchState,
+)
+
+NAME_PREFIX = "mindx-dl-deviceinfo-"
+KEY_DEVICE_INFO = "DeviceInfoCfg"
+KEY_SWITCH_INFO = "SwitchInfoCfg"
+KEY_MANUALLY_SEPARATED = "ManuallySeparateNPU"
+
+# DeviceList key suffix → chip list status. The base key (no suffix) is the available list.
+_LIST_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("-NetworkUnhealthy", "network_unhealthy"),
+    ("-Unhealthy", "unhealthy"),
+    ("-Recovering", "recovering"),
+)
+_FAULT_SUFFIX = "-Fault"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    view: NodeView | None  # None when the object is not a device-plugin node ConfigMap
+    problems: Problems
+
+
+def node_of(name: str) -> str | None:
+    if name.startswith(NAME_PREFIX) and len(name) > len(NAME_PREFIX):
+        return name[len(NAME_PREFIX):]
+    return None
+
+
+def parse_configmap(cm: Mapping[str, Any]) -> ParseResult:
+    """Parse one device-plugin ConfigMap into the node's chips, switch and super-pod data."""
+    problems = Problems()
+    _, name = object_name(cm)
+    node = node_of(name)
+    if node is None:
+        return ParseResult(None, problems)
+    data = configmap_data(cm)
+    view = NodeView(node=node)
+
+    info = _decode_key(data, KEY_DEVICE_INFO, problems)
+    manual = split_names(data.get(KEY_MANUALLY_SEPARATED))
+    if info is not None:
+        device_info = as_dict(info.get("DeviceInfo"))
+        if device_info is None:
+            problems.add(KEY_DEVICE_INFO, REASON_SCHEMA, "DeviceInfo is not an object")
+        else:
+            device_list = as_dict(device_info.get("DeviceList"))
+            if device_list is None:
+                problems.add(KEY_DEVICE_INFO, REASON_SCHEMA, "DeviceInfo.DeviceList is not an object")
+            else:
+                view.chips = parse_device_list(node, device_list, manual, KEY_DEVICE_INFO, problems)
+            update = device_info.get("UpdateTime")
+            if as_int(update) is not None:
+                view.update_time = unix_seconds(update) or None
+            if not verify_checkcode(device_info, info.get("CheckCode")):
+                problems.add(KEY_DEVICE_INFO, REASON_CHECKCODE, "CheckCode does not match DeviceInfo")
+        view.superpod = _superpod(node, info)
+
+    if KEY_SWITCH_INFO in data:
+        switch = _decode_key(data, KEY_SWITCH_INFO, problems)
+        if switch is not None:
+            view.switch = parse_switch_info(node, switch, KEY_SWITCH_INFO, problems)
+    return ParseResult(view, problems)
+
+
+def _decode_key(data: Mapping[str, Any], key: str, problems: Problems) -> dict[str, Any] | None:
+    raw = data.get(key)
+    if raw is None:
+        if key == KEY_DEVICE_INFO:
+            problems.add(key, REASON_SCHEMA, "key missing")
+        return None
+    if not isinstance(raw, str):
+        problems.add(key, REASON_SCHEMA, "value is not a string")
+        return None
+    try:
+        decoded = loads(raw)
+    except ValueError as err:
+        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
+        return None
+    if not isinstance(decoded, dict):
+        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
+        return None
+    return decoded
+
+
+def verify_checkcode(device_info: Mapping[str, Any], check_code: object) -> bool:
+    """CheckCode = sha256 of Go's json.Marshal of `DeviceInfo` (spec §2.7): DeviceList with its keys
+    sorted, values exactly as received, then UpdateTime."""
+    if not isinstance(check_code, str) or not check_code:
+        return False
+    device_list = device_info.get("DeviceList")
+    update = device_info.get("UpdateTime")
+    if not isinstance(update, int) or isinstance(update, bool):
+        return False
+    if device_list is None:  # Go writes a nil map as null
+        list_json = "null"
+    elif isinstance(device_list, dict):
+        parts = []
+        for key in sorted(device_list, key=lambda k: k.encode("utf-8")):
+            value = device_list[key]
+            if not isinstance(value, str):
+                return False
+            parts.append(go_json_string(key) + ":" + go_json_string(value))
+        list_json = "{" + ",".join(parts) + "}"
+    else:
+        return False
+    canonical = '{"DeviceList":' + list_json + ',"UpdateTime":' + str(update) + "}"
+    return sha256_hex(canonical) == check_code.lower()
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """`huawei.com/Ascend910-NetworkUnhealthy` → (`huawei.com/Ascend910`, `network_unhealthy`)."""
+    if key.endswith(_FAULT_SUFFIX):
+        return key[: -len(_FAULT_SUFFIX)], "fault"
+    for suffix, status in _LIST_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)], status
+    return key, "available"
+
+
+def parse_device_list(
+    node: str,
+    device_list: Mapping[str, Any],
+    manually_separated: Iterable[str],
+    key: str,
+    problems: Problems,
+) -> NodeChips:
+    """A DeviceList map (DP's or ClusterD's) → the node's chips. Resource names are discovered by
+    suffix, so custom names, `huawei.com/npu` and the Ascend310 `Ascend310P-Fault` quirk all work."""
+    lists: dict[str, dict[str, tuple[str, ...]]] = {}
+    faults: list[ChipFault] = []
+    for list_key, value in device_list.items():
+        if not isinstance(list_key, str):
+            continue
+        resource, status = _split_key(list_key)
+        if status == "fault":
+            faults.extend(parse_fault_list(value, key, problems))
+            continue
+        if value is not None and not isinstance(value, str):
+            problems.add(key, REASON_SCHEMA, f"{list_key} is not a string")
+            continue
+        lists.setdefault(resource, {})[status] = tuple(split_names(value))
+    manual = tuple(manually_separated)
+    manual_by_resource = _assign_to_resources(manual, lists)
+    resources = []
+    for resource in sorted(lists):
+        per_status = lists[resource]
+        per_status["manually_separated"] = tuple(manual_by_resource.get(resource, ()))
+        resources.append(ResourceChips(resource=resource, lists=per_status))
+    return NodeChips(node=node, resources=tuple(resources), faults=merge_faults(faults), manually_separated=manual)
+
+
+def _assign_to_resources(chips: tuple[str, ...], lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> dict[str, list[str]]:
+    """Which resource a manually separated chip belongs to: the one listing it, else the one whose
+    name matches the chip's prefix (`huawei.com/npu` ↔ `npu-3`), else the only one."""
+    assigned: dict[str, list[str]] = {}
+    for chip in chips:
+        owner = next((res for res, per in lists.items() if any(chip in names for names in per.values())), None)
+        if owner is None:
+            owner = next((res for res in lists if chip.startswith(res.rsplit("/", 1)[-1] + "-")), None)
+        if owner is None and len(lists) == 1:
+            owner = next(iter(lists))
+        if owner is not None:
+            assigned.setdefault(owner, []).append(chip)
+    return assigned
+
+
+def parse_fault_list(value: object, key: str, problems: Problems) -> list[ChipFault]:
+    """A `-Fault` value: a JSON array of DeviceFault encoded inside a string (spec §2.4)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            entries = loads(value)
+        except ValueError as err:
+            problems.add(key, REASON_JSON, f"fault list is not valid JSON: {err}")
+            return []
+    else:
+        entries = value
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        problems.add(key, REASON_SCHEMA, "fault list is not an array")
+        return []
+    faults = []
+    for entry in entries:
+        fault = parse_fault_entry(entry)
+        if fault is None:
+            problems.add(key, REASON_SCHEMA, "fault entry without npu_name")
+        else:
+            faults.append(fault)
+    return faults
+
+
+def parse_fault_entry(entry: object) -> ChipFault | None:
+    if not isinstance(entry, dict):
+        return None
+    npu = as_str(entry.get("npu_name")).strip()
+    if not npu:
+        return None
+    handling = (
+        as_str(entry.get("fault_handling"))
+        or as_str(entry.get("fault_level"))
+        or as_str(entry.get("large_model_fault_level"))
+    )
+    time_map = {normalize_code(str(k)): v for k, v in (as_dict(entry.get("fault_time_and_level_map")) or {}).items()}
+    codes = split_codes(entry.get("fault_code")) or list(time_map)
+    fault_codes = []
+    for code in codes:
+        detail = as_dict(time_map.get(code)) or {}
+        fault_codes.append(
+            FaultCode(
+                code=code,
+                level=as_str(detail.get("fault_level")) or handling,
+                raised_at=unix_seconds(detail.get("fault_time")),
+            )
+        )
+    return ChipFault(
+        npu=npu,
+        fault_type=as_str(entry.get("fault_type")),
+        fault_handling=handling,
+        codes=tuple(fault_codes),
+    )
+
+
+def merge_faults(faults: Iterable[ChipFault]) -> tuple[ChipFault, ...]:
+    """Producers write one entry per (chip, fault_type); if a broken object has more, merge them so
+    no series is emitted twice: most severe handling, union of codes."""
+    merged: dict[tuple[str, str], ChipFault] = {}
+    for fault in faults:
+        key = (fault.npu, fault.fault_type)
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = fault
+            continue
+        handling = max((seen.fault_handling, fault.fault_handling), key=chip_level_rank)
+        codes = {c.code: c for c in fault.codes}
+        codes.update({c.code: c for c in seen.codes})
+        merged[key] = ChipFault(fault.npu, fault.fault_type, handling, tuple(codes.values()))
+    return tuple(merged.values())
+
+
+def parse_switch_info(node: str, info: Mapping[str, Any], key: str, problems: Problems) -> SwitchState:
+    """`SwitchInfoCfg` (spec §2.5); ClusterD's switch shards carry the same struct (§7)."""
+    level = as_str(info.get("FaultLevel"))
+    time_map = as_dict(info.get("FaultTimeAndLevelMap")) or {}
+    raw_codes = info.get("FaultCode")
+    if raw_codes is not None and not isinstance(raw_codes, list):
+        problems.add(key, REASON_SCHEMA, "FaultCode is not an array")
+        raw_codes = None
+    faults: dict[tuple[str, str, str, str], SwitchFault] = {}
+    for element in raw_codes or ():
+        fault = _parse_switch_fault(element, level, time_map)
+        if fault is None:
+            problems.add(key, REASON_SCHEMA, "switch FaultCode element is not a fault object")
+            continue
+        ident = (fault.fault_code, fault.switch_chip_id, fault.switch_port_id, fault.fault_level)
+        if ident not in faults:
+            faults[ident] = fault
+    return SwitchState(node=node, fault_level=level, node_status=as_str(info.get("NodeStatus")), faults=tuple(faults.values()))
+
+
+def _parse_switch_fault(element: object, entry_level: str, time_map: Mapping[str, Any]) -> SwitchFault | None:
+    # Each element is a JSON object serialized to a string; tolerate a plain object too.
+    if isinstance(element, str):
+        try:
+            element = loads(element)
+        except ValueError:
+            return None
+    if not isinstance(element, dict):
+        return None
+    code = as_str(element.get("AssembledFaultCode"))
+    if not code:
+        return None
+    chip = _id_text(element.get("SwitchChipId"))
+    port = _id_text(element.get("SwitchPortId"))
+    detail = as_dict(time_map.get(f"{code}_{chip}_{port}")) or {}
+    return SwitchFault(
+        fault_code=code,
+        switch_chip_id=chip,
+        switch_port_id=port,
+        fault_level=as_str(detail.get("fault_level")) or entry_level,
+        raised_at=unix_seconds(detail.get("fault_time") or element.get("AlarmRaisedTime")),
+    )
+
+
+def _id_text(value: object) -> str:
+    number = as_int(value)
+    return str(number) if number is not None else as_str(value)
+
+
+def _superpod(node: str, info: Mapping[str, Any]) -> SuperPodInfo | None:
+    """SuperPodID/ServerIndex are ints; negative means "not in a super pod / unknown" (spec §2.2)."""
+    super_pod = as_int(info.get("SuperPodID"))
+    server = as_int(info.get("ServerIndex"))
+    if super_pod is None or server is None or super_pod < 0:
+        return None
+    rack = as_int(info.get("RackID"))
+    return SuperPodInfo(node=node, super_pod_id=super_pod, server_index=server, rack_id=rack if rack is not None and rack >= 0 else None)
