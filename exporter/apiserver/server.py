@@ -1,0 +1,540 @@
+"""aiohttp front end for ``Store`` speaking the kube-apiserver wire protocol for core/v1 configmaps and
+events, plus hooks that let tests provoke what real clusters do to clients: compaction (410), dropped
+streams, error bursts, throttling, slowness and credential rotation.
+
+Run it in the test's own event loop::
+
+    async with KubeApiTestServer(bookmark_interval=0.2) as api:
+        api.store.apply("configmaps", {...})
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .store import RESOURCES, ApiError, Obj, Store, StoredObject, Watch, WatchEvent, bad_request
+
+__all__ = ["KubeApiTestServer"]
+
+CONTEXT_NAME = "kube-api-test"
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+_PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/json-patch+json": "json",
+}
+
+_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+_EVENTS_PER_WRITE = 500  # batches synthetic ADDED events into few socket writes for large initial lists
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class _Failure:
+    remaining: int
+    status: int
+    retry_after: int | None
+    methods: frozenset[str] | None
+    path: str | None
+
+    def matches(self, request: web.Request) -> bool:
+        return (self.methods is None or request.method in self.methods) and (
+            self.path is None or self.path in request.path_qs
+        )
+
+    def error(self) -> ApiError:
+        if self.status == 429:
+            message = "Too many requests, please try again later."
+        else:
+            message = f"injected failure (HTTP {self.status})"
+        details = {"retryAfterSeconds": self.retry_after} if self.retry_after is not None else None
+        return ApiError(self.status, _REASONS.get(self.status, "Unknown"), message, details, self.retry_after)
+
+
+@dataclass(eq=False)
+class _Stream:
+    """An open watch response, so hooks can end it."""
+
+    watch: Watch
+    transport: asyncio.Transport | None
+    dropped: bool = False
+
+
+class KubeApiTestServer:
+    """In-memory kube-apiserver on ``host:port`` (port 0 picks a free one), served from the current loop.
+
+    Test hooks: ``compact()``, ``drop_streams()``, ``fail_next()``, ``delay``, ``token``,
+    ``request_log`` and ``open_watches``. The store is ``store``; writes through it reach open watches.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        bookmark_interval: float = 1.0,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        store: Store | None = None,
+        max_history: int = 100_000,
+        watch_queue_size: int = 1000,
+    ) -> None:
+        self.store = (
+            store if store is not None else Store(max_history=max_history, watch_queue_size=watch_queue_size)
+        )
+        self.host = host
+        self.port = port
+        self.bookmark_interval = bookmark_interval
+        self.token = token  # None: no authentication; may be changed at runtime to simulate rotation
+        self.ssl_context = ssl_context
+        self.delay = 0.0  # seconds every request waits before being answered
+        self.request_log: list[tuple[str, str]] = []  # (method, path with raw query string)
+        self._failures: list[_Failure] = []
+        self._streams: set[_Stream] = set()
+        self._runner: web.AppRunner | None = None
+        self.app = self._make_app()
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # handler_cancellation: a client hanging up on a watch must end its handler promptly.
+        self._runner = web.AppRunner(
+            self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """End open watches cleanly, then shut the listener and connections down."""
+        for stream in list(self._streams):
+            self.store.unwatch(stream.watch)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> KubeApiTestServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
+
+    def write_kubeconfig(
+        self,
+        path: str | Path,
+        token: str | None = None,
+        ca_file: str | Path | None = None,
+        client_cert: str | Path | None = None,
+        client_key: str | Path | None = None,
+    ) -> Path:
+        """Write a kubeconfig (JSON, which is valid YAML) whose current context targets this server.
+        ``token`` defaults to the server's current token. Without ``ca_file`` a TLS server is trusted
+        blindly (insecure-skip-tls-verify)."""
+        cluster: Obj = {"server": self.url}
+        if ca_file is not None:
+            cluster["certificate-authority"] = str(ca_file)
+        elif self.ssl_context is not None:
+            cluster["insecure-skip-tls-verify"] = True
+        user: Obj = {}
+        token = token if token is not None else self.token
+        if token:
+            user["token"] = token
+        if client_cert is not None:
+            user["client-certificate"] = str(client_cert)
+        if client_key is not None:
+            user["client-key"] = str(client_key)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": CONTEXT_NAME, "cluster": cluster}],
+            "users": [{"name": CONTEXT_NAME, "user": user}],
+            "contexts": [
+                {
+                    "name": CONTEXT_NAME,
+                    "context": {"cluster": CONTEXT_NAME, "user": CONTEXT_NAME, "namespace": "default"},
+                }
+            ],
+            "current-context": CONTEXT_NAME,
+            "preferences": {},
+        }
+        path = Path(path)
+        path.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
+        return path
+
+    # -- test hooks -------------------------------------------------------------------------------------
+
+    @property
+    def open_watches(self) -> int:
+        return len(self._streams)
+
+    def compact(self) -> None:
+        """Compact history to now: open watches get a 410 ERROR event and end; older RVs and
+        outstanding continue tokens become too old."""
+        self.store.compact()
+
+    def drop_streams(self) -> None:
+        """Abort every open watch connection abruptly (no terminating chunk), like a network cut."""
+        for stream in list(self._streams):
+            stream.dropped = True
+            if stream.transport is not None:
+                stream.transport.abort()
+            self.store.unwatch(stream.watch)
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        *,
+        retry_after: int | None = None,
+        methods: Iterable[str] | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests matching ``methods`` (e.g. {"GET"}) and ``path`` (a
+        substring of path + query, e.g. "watch=") with an error Status of ``status``, plus a
+        ``Retry-After`` header when ``retry_after`` is given. Rules are consumed in the order added."""
+        method_set = frozenset(method.upper() for method in methods) if methods is not None else None
+        self._failures.append(_Failure(count, status, retry_after, method_set, path))
+
+    def set_delay(self, seconds: float) -> None:
+        self.delay = seconds
+
+    # -- HTTP plumbing ----------------------------------------------------------------------------------
+
+    def _make_app(self) -> web.Application:
+        # Real apiservers accept ~3 MiB request bodies (ConfigMaps themselves are capped at 1 MiB).
+        app = web.Application(middlewares=[self._middleware], client_max_size=3 * 1024 * 1024)
+        router = app.router
+        router.add_get("/version", self._version)
+        router.add_get("/api", self._api_versions)
+        router.add_get("/apis", self._api_groups)
+        router.add_get("/api/v1", self._api_resources)
+        router.add_get("/api/v1/namespaces", self._list_namespaces)
+        router.add_get("/api/v1/namespaces/{namespace}", self._get_namespace)
+        router.add_get("/api/v1/{resource}", self._collection)
+        router.add_route("*", "/api/v1/namespaces/{namespace}/{resource}", self._collection)
+        router.add_route("*", "/api/v1/namespaces/{namespace}/{resource}/{name}", self._item)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.request_log.append((request.method, request.path_qs))
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
+        try:
+            self._inject_failure(request)
+            self._authenticate(request)
+            return await handler(request)
+        except ApiError as err:
+            return _error_response(err)
+        except web.HTTPException as exc:  # aiohttp's own 404/405 for unknown paths and methods
+            message = {
+                404: "the server could not find the requested resource",
+                405: "the server does not allow this method on the requested resource",
+            }.get(exc.status, exc.reason)
+            return _error_response(ApiError(exc.status, _REASONS.get(exc.status, "Unknown"), message))
+
+    def _inject_failure(self, request: web.Request) -> None:
+        for failure in self._failures:
+            if failure.matches(request):
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    self._failures.remove(failure)
+                raise failure.error()
+
+    def _authenticate(self, request: web.Request) -> None:
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+
+    # -- discovery --------------------------------------------------------------------------------------
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return _json_response(
+            {
+                "major": "1",
+                "minor": "31",
+                "gitVersion": "v1.31.0-kube-api-test",
+                "gitCommit": "0000000000000000000000000000000000000000",
+                "gitTreeState": "clean",
+                "buildDate": "2024-08-13T00:00:00Z",
+                "goVersion": "go1.22.5",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
+        )
+
+    async def _api_versions(self, request: web.Request) -> web.Response:
+        return _json_response(
+            {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}],
+            }
+        )
+
+    async def _api_groups(self, request: web.Request) -> web.Response:
+        return _json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+
+    async def _api_resources(self, request: web.Request) -> web.Response:
+        resources: list[Obj] = [
+            {
+                "name": info.name,
+                "singularName": info.singular,
+                "namespaced": True,
+                "kind": info.kind,
+                "verbs": _VERBS,
+                "shortNames": list(info.short_names),
+            }
+            for info in RESOURCES.values()
+        ]
+        resources.append(
+            {
+                "name": "namespaces",
+                "singularName": "namespace",
+                "namespaced": False,
+                "kind": "Namespace",
+                "verbs": ["get", "list"],
+                "shortNames": ["ns"],
+            }
+        )
+        return _json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+
+    # -- namespaces (derived from the objects present, read-only) ---------------------------------------
+
+    def _namespace(self, name: str) -> Obj:
+        return {
+            "metadata": {
+                "name": name,
+                "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"kube-api-test/namespaces/{name}")),
+                "creationTimestamp": self.store.created_at,
+                "labels": {"kubernetes.io/metadata.name": name},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        }
+
+    async def _list_namespaces(self, request: web.Request) -> web.Response:
+        items = [self._namespace(name) for name in self.store.namespaces()]
+        metadata = {"resourceVersion": str(self.store.resource_version)}
+        return _json_response(
+            {"kind": "NamespaceList", "apiVersion": "v1", "metadata": metadata, "items": items}
+        )
+
+    async def _get_namespace(self, request: web.Request) -> web.Response:
+        name = request.match_info["namespace"]
+        if name not in self.store.namespaces():
+            details = {"name": name, "kind": "namespaces"}
+            raise ApiError(404, "NotFound", f'namespaces "{name}" not found', details)
+        return _json_response({"kind": "Namespace", "apiVersion": "v1", **self._namespace(name)})
+
+    # -- configmaps and events --------------------------------------------------------------------------
+
+    async def _collection(self, request: web.Request) -> web.StreamResponse:
+        resource = request.match_info["resource"]
+        namespace = request.match_info.get("namespace")
+        if request.method == "GET":
+            if _flag(request.query, "watch"):
+                return await self._watch(request, resource, namespace)
+            return self._list(request.query, resource, namespace)
+        if request.method == "POST" and namespace is not None:
+            created = self.store.create(resource, await _json_body(request), namespace=namespace)
+            return _json_response(created, status=201)
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+
+    async def _item(self, request: web.Request) -> web.Response:
+        resource = request.match_info["resource"]
+        namespace = request.match_info["namespace"]
+        name = request.match_info["name"]
+        if request.method == "GET":
+            return _json_response(self.store.get(resource, namespace, name))
+        if request.method == "PUT":
+            body = await _json_body(request)
+            metadata = body.get("metadata") if isinstance(body, dict) else None
+            if isinstance(metadata, dict) and metadata.setdefault("name", name) != name:
+                raise bad_request(
+                    f"the name of the object ({metadata['name']}) does not match the name on the URL ({name})"
+                )
+            return _json_response(self.store.update(resource, body, namespace=namespace))
+        if request.method == "PATCH":
+            patch_type = _PATCH_TYPES.get(request.content_type)
+            if patch_type is None:
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - "
+                    f"accepted media types include: {', '.join(_PATCH_TYPES)}",
+                )
+            patched = self.store.patch(resource, namespace, name, await _json_body(request), patch_type)
+            return _json_response(patched)
+        if request.method == "DELETE":
+            deleted = self.store.delete(resource, namespace, name)
+            # The real apiserver answers an immediate delete of these types with a success Status.
+            details = {"name": name, "kind": resource, "uid": deleted["metadata"]["uid"]}
+            return _json_response(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                }
+            )
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "PUT", "PATCH", "DELETE"])
+
+    def _list(self, query: Mapping[str, str], resource: str, namespace: str | None) -> web.Response:
+        result = self.store.list_page(
+            resource,
+            namespace,
+            label_selector=query.get("labelSelector", ""),
+            field_selector=query.get("fieldSelector", ""),
+            limit=_int(query, "limit"),
+            continue_token=query.get("continue", ""),
+            resource_version=query.get("resourceVersion", ""),
+            resource_version_match=query.get("resourceVersionMatch", ""),
+        )
+        metadata: Obj = {"resourceVersion": str(result.resource_version)}
+        if result.continue_token:
+            metadata["continue"] = result.continue_token
+        if result.remaining is not None:
+            metadata["remainingItemCount"] = result.remaining
+        # Items are spliced in from each object's cached JSON rather than re-serialized.
+        body = b'{"kind":"%s","apiVersion":"v1","metadata":%s,"items":[%s]}' % (
+            RESOURCES[resource].list_kind.encode(),
+            orjson.dumps(metadata),
+            b",".join(obj.item_raw() for obj in result.items),
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    async def _watch(self, request: web.Request, resource: str, namespace: str | None) -> web.StreamResponse:
+        query = request.query
+        timeout = _int(query, "timeoutSeconds")
+        bookmarks = _flag(query, "allowWatchBookmarks")
+        watch = self.store.watch(
+            resource,
+            namespace,
+            label_selector=query.get("labelSelector", ""),
+            field_selector=query.get("fieldSelector", ""),
+            resource_version=query.get("resourceVersion", ""),
+        )
+        stream = _Stream(watch, request.transport)
+        self._streams.add(stream)
+        response = web.StreamResponse(
+            headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
+        )
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(request)
+            await self._pump(response, watch, RESOURCES[resource].kind, timeout, bookmarks)
+            if not stream.dropped:
+                await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away (or drop_streams cut it off); nothing left to tell it
+        finally:
+            self._streams.discard(stream)
+            self.store.unwatch(watch)
+        return response
+
+    async def _pump(
+        self, response: web.StreamResponse, watch: Watch, kind: str, timeout: int, bookmarks: bool
+    ) -> None:
+        """Write the replay, then live events until the watch closes or ``timeout`` seconds pass,
+        interleaving BOOKMARKs every ``bookmark_interval`` when the client allows them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout > 0 else None
+        next_bookmark = loop.time() + self.bookmark_interval if bookmarks else None
+        await _write_events(response, watch.initial)
+        while True:
+            wake_at = min((t for t in (deadline, next_bookmark) if t is not None), default=None)
+            batch = await watch.next_batch(None if wake_at is None else max(0.0, wake_at - loop.time()))
+            if batch is None:
+                return
+            await _write_events(response, batch)
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                return
+            if next_bookmark is not None and now >= next_bookmark:
+                # progress_rv was taken when this batch was drained: the client has seen everything up to it.
+                bookmark = {
+                    "kind": kind,
+                    "apiVersion": "v1",
+                    "metadata": {"resourceVersion": str(watch.progress_rv)},
+                }
+                await response.write(orjson.dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n")
+                next_bookmark = now + self.bookmark_interval
+
+
+def _event_line(event: WatchEvent) -> bytes:
+    event_type, obj = event
+    payload = obj.raw() if isinstance(obj, StoredObject) else orjson.dumps(obj.status())
+    return b'{"type":"%s","object":%s}\n' % (event_type.encode(), payload)
+
+
+async def _write_events(response: web.StreamResponse, events: list[WatchEvent]) -> None:
+    for start in range(0, len(events), _EVENTS_PER_WRITE):
+        await response.write(
+            b"".join(_event_line(event) for event in events[start : start + _EVENTS_PER_WRITE])
+        )
+
+
+def _json_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
+
+
+def _error_response(err: ApiError) -> web.Response:
+    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+    return web.Response(
+        body=orjson.dumps(err.status()), status=err.code, content_type="application/json", headers=headers
+    )
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"the body of the request was in an unknown format: {exc}") from None
+
+
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    return query.get(name, "").lower() in ("1", "true")
+
+
+def _int(query: Mapping[str, str], name: str) -> int:
+    text = query.get(name, "")
+    try:
+        return int(text) if text else 0
+    except ValueError:
+        raise bad_request(f"invalid value for {name}: {text!r}") from None
