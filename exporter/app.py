@@ -72,8 +72,12 @@ class Exporter:
         for spec, target in self.config.sources.targets():
             handler = ObjectHandler(spec, target, self.store, self.metrics)
             self.metrics.register_target(target)
-            self.reflectors.append(Reflector(self._client, target, handler, self.metrics, self.config.reflector))
-        self._tasks = [asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors]
+            self.reflectors.append(
+                Reflector(self._client, target, handler, self.metrics, self.config.reflector)
+            )
+        self._tasks = [
+            asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
+        ]
         app = build_app(self.store, self.metrics, self.not_ready, self.config.telemetry_path)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()

@@ -31,24 +31,60 @@ def _bool(text: str) -> bool:
 
 def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
     web = parser.add_argument_group("web")
-    web.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
-                     help="address for /metrics, /healthz and /readyz (default %(default)s)")
-    web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
-                     help="path under which to expose metrics (default %(default)s)")
+    web.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN_ADDRESS,
+        help="address for /metrics, /healthz and /readyz (default %(default)s)",
+    )
+    web.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="path under which to expose metrics (default %(default)s)",
+    )
     kube = parser.add_argument_group("kubernetes")
-    kube.add_argument("--kube.page-size", dest="page_size", type=int, default=500,
-                      help="objects per LIST page (default %(default)s)")
-    kube.add_argument("--kube.watch-timeout", dest="watch_timeout", type=float, default=300.0,
-                      help="server-side watch timeout in seconds, randomised up to twice this (default %(default)s)")
-    kube.add_argument("--kube.stall-timeout", dest="stall_timeout", type=float, default=150.0,
-                      help="restart a watch with no event or bookmark for this many seconds (default %(default)s)")
+    kube.add_argument(
+        "--kube.page-size",
+        dest="page_size",
+        type=int,
+        default=500,
+        help="objects per LIST page (default %(default)s)",
+    )
+    kube.add_argument(
+        "--kube.watch-timeout",
+        dest="watch_timeout",
+        type=float,
+        default=300.0,
+        help="server-side watch timeout in seconds, randomised up to twice this (default %(default)s)",
+    )
+    kube.add_argument(
+        "--kube.stall-timeout",
+        dest="stall_timeout",
+        type=float,
+        default=150.0,
+        help="restart a watch with no event or bookmark for this many seconds (default %(default)s)",
+    )
     sources = parser.add_argument_group("sources")
     for spec in SOURCES:
-        sources.add_argument(f"--source.{spec.name}.enabled", dest=f"enabled:{spec.name}", type=_bool, default=True,
-                             metavar="BOOL", help=f"watch {spec.description} (default true)")
-        sources.add_argument(f"--source.{spec.name}.namespace", dest=f"namespace:{spec.name}", default=spec.namespace,
-                             metavar="NAMESPACE", help="namespace to watch (default %(default)s)")
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"])
+        sources.add_argument(
+            f"--source.{spec.name}.enabled",
+            dest=f"enabled:{spec.name}",
+            type=_bool,
+            default=True,
+            metavar="BOOL",
+            help=f"watch {spec.description} (default true)",
+        )
+        sources.add_argument(
+            f"--source.{spec.name}.namespace",
+            dest=f"namespace:{spec.name}",
+            default=spec.namespace,
+            metavar="NAMESPACE",
+            help="namespace to watch (default %(default)s)",
+        )
+    parser.add_argument(
+        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"]
+    )
 
 
 def exporter_config(args: argparse.Namespace) -> ExporterConfig:
@@ -70,7 +106,9 @@ def exporter_config(args: argparse.Namespace) -> ExporterConfig:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mindx-fault-exporter", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    parser.add_argument(
+        "--kubeconfig", default=None, help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
     parser.add_argument("--context", default=None, help="kubeconfig context to use")
     add_exporter_flags(parser)
     return parser

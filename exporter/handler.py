@@ -23,7 +23,9 @@ ObjectKey = tuple[str, str, str]  # (source, namespace, name)
 class ObjectHandler:
     """A reflector sink for sources whose series depend on one object alone."""
 
-    def __init__(self, spec: SourceSpec, target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics) -> None:
+    def __init__(
+        self, spec: SourceSpec, target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+    ) -> None:
         self.spec = spec
         self.target = target
         self.store = store

@@ -28,7 +28,7 @@ class MetricsHandler:
         self.store = store
         self.metrics = metrics
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         gzip = _accepts_gzip(request)
         if gzip:
@@ -63,7 +63,9 @@ def build_app(
     async def readyz(request: web.Request) -> web.Response:
         pending = not_ready()
         if pending:
-            return web.Response(status=503, text="not ready: waiting for first list of " + ", ".join(pending) + "\n")
+            return web.Response(
+                status=503, text="not ready: waiting for first list of " + ", ".join(pending) + "\n"
+            )
         return web.Response(text="ok\n")
 
     async def landing(request: web.Request) -> web.Response:
@@ -76,7 +78,7 @@ def build_app(
         )
         return web.Response(text=page, content_type="text/html")
 
-    app.router.add_get(telemetry_path, metrics_handler)
+    app.router.add_get(telemetry_path, metrics_handler.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if telemetry_path != "/":

@@ -51,16 +51,41 @@ def test_node133_a3_faults_exact_series() -> None:
     }
     codes = select(series, "mindx_npu_chip_fault_code")
     assert codes == {
-        chip("node133", "Ascend910-0", fault_type="CardNetworkUnhealthy", fault_code="81078603",
-             fault_level="PreSeparateNPU"): 1744168468.259,
-        chip("node133", "Ascend910-4", fault_type="CardUnhealthy", fault_code="A8028801",
-             fault_level="SeparateNPU"): 1744167455.784,
-        chip("node133", "Ascend910-4", fault_type="CardUnhealthy", fault_code="A4028801",
-             fault_level="NotHandleFault"): 1744167455.784,
-        chip("node133", "Ascend910-4", fault_type="CardUnhealthy", fault_code="80E18402",
-             fault_level="SeparateNPU"): 1744167455.784,
-        chip("node133", "Ascend910-4", fault_type="CardUnhealthy", fault_code="80E18401",
-             fault_level="NotHandleFault"): 1744167455.784,
+        chip(
+            "node133",
+            "Ascend910-0",
+            fault_type="CardNetworkUnhealthy",
+            fault_code="81078603",
+            fault_level="PreSeparateNPU",
+        ): 1744168468.259,
+        chip(
+            "node133",
+            "Ascend910-4",
+            fault_type="CardUnhealthy",
+            fault_code="A8028801",
+            fault_level="SeparateNPU",
+        ): 1744167455.784,
+        chip(
+            "node133",
+            "Ascend910-4",
+            fault_type="CardUnhealthy",
+            fault_code="A4028801",
+            fault_level="NotHandleFault",
+        ): 1744167455.784,
+        chip(
+            "node133",
+            "Ascend910-4",
+            fault_type="CardUnhealthy",
+            fault_code="80E18402",
+            fault_level="SeparateNPU",
+        ): 1744167455.784,
+        chip(
+            "node133",
+            "Ascend910-4",
+            fault_type="CardUnhealthy",
+            fault_code="80E18401",
+            fault_level="NotHandleFault",
+        ): 1744167455.784,
     }
     assert select(series, "mindx_npu_chip_status") == {
         chip("node133", "Ascend910-0", status="network_unhealthy"): 1,
@@ -128,8 +153,14 @@ def test_node135_manual_separation_restart_request_and_switch_fault() -> None:
         labels(source=SRC, node="node135", fault_level="Separate"): 1
     }
     assert select(series, "mindx_switch_fault_code") == {
-        labels(source=SRC, node="node135", fault_code="[0x08520003,na,npu,na]", switch_chip_id="0",
-               switch_port_id="12", fault_level="Separate"): 1744181000.123
+        labels(
+            source=SRC,
+            node="node135",
+            fault_code="[0x08520003,na,npu,na]",
+            switch_chip_id="0",
+            switch_port_id="12",
+            fault_level="Separate",
+        ): 1744181000.123
     }
 
 
@@ -173,14 +204,21 @@ def test_node150_a5_npu_names_rack_and_zero_switch_struct() -> None:
 def test_checkcode_reproduces_documented_value_and_detects_tampering() -> None:
     cm = fixture("deviceinfo-node133.json")
     info = orjson.loads(cm["data"]["DeviceInfoCfg"])
-    assert deviceplugin.verify_checkcode(info["DeviceInfo"], "a550811fdfafb5717555526816af2ca4ac6c3e102f5907574048578e0c8fcc73")
+    assert deviceplugin.verify_checkcode(
+        info["DeviceInfo"], "a550811fdfafb5717555526816af2ca4ac6c3e102f5907574048578e0c8fcc73"
+    )
     tampered = copy.deepcopy(cm)
     info["DeviceInfo"]["DeviceList"]["huawei.com/Ascend910-Unhealthy"] = ""
     tampered["data"]["DeviceInfoCfg"] = orjson.dumps(info).decode()
     series, problems = render(tampered)
     assert [(p.key, p.reason) for p in problems] == [("DeviceInfoCfg", "checkcode")]
     assert select(series, "mindx_configmap_invalid") == {
-        labels(namespace="kube-system", configmap="mindx-dl-deviceinfo-node133", key="DeviceInfoCfg", reason="checkcode"): 1
+        labels(
+            namespace="kube-system",
+            configmap="mindx-dl-deviceinfo-node133",
+            key="DeviceInfoCfg",
+            reason="checkcode",
+        ): 1
     }
     # The data still counts: the chip faults are served.
     assert select(series, "mindx_npu_chip_fault_level")[chip("node133", "Ascend910-4")] == 8
@@ -201,8 +239,16 @@ def test_go_json_encoding_matches_go_for_html_and_control_characters() -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("Ascend910-4", "4"), ("npu-5", "5"), ("Ascend910-4c-100-3", "3"), ("Ascend310P-2-17", "2"),
-     ("Ascend310P-V-7", "7"), ("Ascend910-12", "12"), ("weird", ""), ("Ascend910-", "")],
+    [
+        ("Ascend910-4", "4"),
+        ("npu-5", "5"),
+        ("Ascend910-4c-100-3", "3"),
+        ("Ascend310P-2-17", "2"),
+        ("Ascend310P-V-7", "7"),
+        ("Ascend910-12", "12"),
+        ("weird", ""),
+        ("Ascend910-", ""),
+    ],
 )
 def test_chip_id(name: str, expected: str) -> None:
     assert chip_id(name) == expected
@@ -210,8 +256,16 @@ def test_chip_id(name: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(1744167455784, 1744167455.784), (1744182144, 1744182144.0), (1744167455784123, 1744167455.784123),
-     (0, 0.0), (-1, 0.0), ("x", 0.0), (None, 0.0), (True, 0.0)],
+    [
+        (1744167455784, 1744167455.784),
+        (1744182144, 1744182144.0),
+        (1744167455784123, 1744167455.784123),
+        (0, 0.0),
+        (-1, 0.0),
+        ("x", 0.0),
+        (None, 0.0),
+        (True, 0.0),
+    ],
 )
 def test_unix_seconds_any_unit(value: object, seconds: float) -> None:
     assert unix_seconds(value) == pytest.approx(seconds)
@@ -244,8 +298,11 @@ def test_bad_fault_list_keeps_lists_and_flags_json() -> None:
     info = orjson.loads(cm["data"]["DeviceInfoCfg"])
     device_list = info["DeviceInfo"]["DeviceList"]
     device_list["huawei.com/Ascend910-Fault"] = '[{"npu_name": "Ascend910-4", "fault_handling": "Brand'
-    info["CheckCode"] = sha256_hex(go_json_dumps({"DeviceList": dict(sorted(device_list.items())),
-                                                  "UpdateTime": info["DeviceInfo"]["UpdateTime"]}))
+    info["CheckCode"] = sha256_hex(
+        go_json_dumps(
+            {"DeviceList": dict(sorted(device_list.items())), "UpdateTime": info["DeviceInfo"]["UpdateTime"]}
+        )
+    )
     cm["data"]["DeviceInfoCfg"] = orjson.dumps(info).decode()
     series, problems = render(cm)
     assert [(p.key, p.reason) for p in problems] == [("DeviceInfoCfg", "json")]
@@ -255,12 +312,27 @@ def test_bad_fault_list_keeps_lists_and_flags_json() -> None:
 
 def test_unknown_levels_null_lists_wrong_types_and_lower_case_codes() -> None:
     faults = [
-        {"fault_type": "CardUnhealthy", "npu_name": "Ascend910-1", "fault_handling": "QuantumFault",
-         "fault_code": "80e18402, 80E18402,", "fault_time_and_level_map": None},
-        {"fault_type": "CardUnhealthy", "npu_name": "Ascend910-2", "fault_handling": "QuantumFault",
-         "fault_code": "A1", "fault_time_and_level_map": {"a1": {"fault_time": -1, "fault_level": 3}}},
-        {"fault_type": "CardNetworkUnhealthy", "npu_name": "Ascend910-2", "fault_handling": "RestartNPU",
-         "fault_code": "", "fault_time_and_level_map": {}},
+        {
+            "fault_type": "CardUnhealthy",
+            "npu_name": "Ascend910-1",
+            "fault_handling": "QuantumFault",
+            "fault_code": "80e18402, 80E18402,",
+            "fault_time_and_level_map": None,
+        },
+        {
+            "fault_type": "CardUnhealthy",
+            "npu_name": "Ascend910-2",
+            "fault_handling": "QuantumFault",
+            "fault_code": "A1",
+            "fault_time_and_level_map": {"a1": {"fault_time": -1, "fault_level": 3}},
+        },
+        {
+            "fault_type": "CardNetworkUnhealthy",
+            "npu_name": "Ascend910-2",
+            "fault_handling": "RestartNPU",
+            "fault_code": "",
+            "fault_time_and_level_map": {},
+        },
         {"npu_name": ""},
         "garbage",
     ]
@@ -270,12 +342,24 @@ def test_unknown_levels_null_lists_wrong_types_and_lower_case_codes() -> None:
         "huawei.com/Ascend910-Unhealthy": None,
         "huawei.com/Ascend910-Recovering": 7,
     }
-    cm = _with_info(orjson.dumps({"DeviceInfo": {"DeviceList": device_list, "UpdateTime": 1744181950},
-                                  "SuperPodID": "x", "ServerIndex": None, "CheckCode": "00"}).decode())
+    cm = _with_info(
+        orjson.dumps(
+            {
+                "DeviceInfo": {"DeviceList": device_list, "UpdateTime": 1744181950},
+                "SuperPodID": "x",
+                "ServerIndex": None,
+                "CheckCode": "00",
+            }
+        ).decode()
+    )
     series, problems = render(cm)
     reasons = sorted((p.key, p.reason) for p in problems)
-    assert reasons == [("DeviceInfoCfg", "checkcode"), ("DeviceInfoCfg", "schema"), ("DeviceInfoCfg", "schema"),
-                       ("DeviceInfoCfg", "schema")]
+    assert reasons == [
+        ("DeviceInfoCfg", "checkcode"),
+        ("DeviceInfoCfg", "schema"),
+        ("DeviceInfoCfg", "schema"),
+        ("DeviceInfoCfg", "schema"),
+    ]
     levels = select(series, "mindx_npu_chip_fault_level")
     assert levels == {
         chip("node134", "Ascend910-0"): 0,
@@ -283,7 +367,13 @@ def test_unknown_levels_null_lists_wrong_types_and_lower_case_codes() -> None:
         chip("node134", "Ascend910-2"): 6,  # known RestartNPU beats the unknown one
     }
     assert select(series, "mindx_npu_chip_fault_code", npu="Ascend910-1") == {
-        chip("node134", "Ascend910-1", fault_type="CardUnhealthy", fault_code="80E18402", fault_level="QuantumFault"): 0
+        chip(
+            "node134",
+            "Ascend910-1",
+            fault_type="CardUnhealthy",
+            fault_code="80E18402",
+            fault_level="QuantumFault",
+        ): 0
     }
     assert select(series, "mindx_npu_chip_fault", fault_handling="QuantumFault")
 
@@ -293,7 +383,10 @@ def test_missing_device_info_key_and_non_string_values() -> None:
     del cm["data"]["DeviceInfoCfg"]
     cm["data"]["SwitchInfoCfg"] = 12
     series, problems = render(cm)
-    assert sorted((p.key, p.reason) for p in problems) == [("DeviceInfoCfg", "schema"), ("SwitchInfoCfg", "schema")]
+    assert sorted((p.key, p.reason) for p in problems) == [
+        ("DeviceInfoCfg", "schema"),
+        ("SwitchInfoCfg", "schema"),
+    ]
     assert select(series, "mindx_configmap_invalid", key="SwitchInfoCfg")
 
 

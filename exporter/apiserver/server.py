@@ -230,6 +230,10 @@ class KubeApiTestServer:
         method_set = frozenset(method.upper() for method in methods) if methods is not None else None
         self._failures.append(_Failure(count, status, retry_after, method_set, path))
 
+    def clear_failures(self) -> None:
+        """Forget every pending `fail_next` rule."""
+        self._failures.clear()
+
     def set_delay(self, seconds: float) -> None:
         self.delay = seconds
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -80,7 +79,7 @@ class KubeClient:
                 body = await resp.read()
                 if resp.status != 200:
                     raise self._error(resp, body)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise ApiError(0, type(err).__name__, str(err)) from err
         try:
             decoded = orjson.loads(body)
@@ -102,7 +101,10 @@ class KubeClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=idle_timeout)
         try:
             async with self.session.get(
-                self.access.host + path, params={**params, "watch": "1"}, headers=self._headers(), timeout=timeout
+                self.access.host + path,
+                params={**params, "watch": "1"},
+                headers=self._headers(),
+                timeout=timeout,
             ) as resp:
                 if resp.status != 200:
                     raise self._error(resp, await resp.read())
@@ -125,7 +127,7 @@ class KubeClient:
                     raise ApiError(0, "StreamBroken", "watch stream ended inside an event")
         except aiohttp.SocketTimeoutError as err:
             raise ApiError(0, "Stalled", f"no data for {idle_timeout:g}s") from err
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise ApiError(0, type(err).__name__, str(err)) from err
 
     def _error(self, resp: aiohttp.ClientResponse, body: bytes) -> ApiError:

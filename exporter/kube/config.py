@@ -91,7 +91,9 @@ def load_cluster_access(kubeconfig: str | None = None, context: str | None = Non
         )
     cfg = k8s_client.Configuration()
     try:
-        k8s_config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
+        k8s_config.load_kube_config(
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
+        )
     except Exception as err:  # the loader raises many types; none may carry secrets into logs
         raise KubeConfigError(f"cannot load kubeconfig {path}: {type(err).__name__}") from err
     return ClusterAccess(
@@ -124,7 +126,11 @@ def _ssl_context(cfg: Any) -> ssl.SSLContext | bool:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     else:
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
+        context = (
+            ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+            if cfg.ssl_ca_cert
+            else ssl.create_default_context()
+        )
     if cfg.cert_file:
         context.load_cert_chain(cfg.cert_file, cfg.key_file)
     return context

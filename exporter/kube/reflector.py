@@ -175,7 +175,9 @@ class Reflector:
             items = page.get("items")
             if isinstance(items, list):
                 objects.extend(item for item in items if isinstance(item, dict))
-            meta = page.get("metadata") if isinstance(page.get("metadata"), dict) else {}
+            meta = page.get("metadata")
+            if not isinstance(meta, dict):
+                meta = {}
             continue_token = str(meta.get("continue") or "")
             if not continue_token:
                 self.resource_version = str(meta.get("resourceVersion") or "")

@@ -45,6 +45,10 @@ def render_samples(family: Family, samples: Iterable[tuple[Sequence[str], float]
     labels = family.labels
     lines = []
     for values, value in samples:
-        pairs = ",".join(f'{label}="{escape_label_value(v)}"' for label, v in zip(labels, values, strict=True))
-        lines.append(f"{name}{{{pairs}}} {format_value(value)}\n" if pairs else f"{name} {format_value(value)}\n")
+        pairs = ",".join(
+            f'{label}="{escape_label_value(v)}"' for label, v in zip(labels, values, strict=True)
+        )
+        lines.append(
+            f"{name}{{{pairs}}} {format_value(value)}\n" if pairs else f"{name} {format_value(value)}\n"
+        )
     return "".join(lines).encode("utf-8")

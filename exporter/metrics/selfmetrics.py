@@ -35,10 +35,15 @@ class ExporterMetrics:
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(collector)
         r = self.registry
-        build = Gauge("mindx_exporter_build_info", "Exporter version (1).", ["version", "python_version"], registry=r)
+        build = Gauge(
+            "mindx_exporter_build_info", "Exporter version (1).", ["version", "python_version"], registry=r
+        )
         build.labels(__version__, platform.python_version()).set(1)
         self.watch_up_gauge = Gauge(
-            "mindx_exporter_watch_up", "1 while the watch is synced and streaming, else 0.", ["source", "namespace"], registry=r
+            "mindx_exporter_watch_up",
+            "1 while the watch is synced and streaming, else 0.",
+            ["source", "namespace"],
+            registry=r,
         )
         self.last_sync = Gauge(
             "mindx_exporter_last_sync_timestamp_seconds",
@@ -47,20 +52,31 @@ class ExporterMetrics:
             registry=r,
         )
         self.relists = Counter(
-            "mindx_exporter_relists", "Full re-lists by reason (start, expired, error, stalled).",
-            ["source", "namespace", "reason"], registry=r,
+            "mindx_exporter_relists",
+            "Full re-lists by reason (start, expired, error, stalled).",
+            ["source", "namespace", "reason"],
+            registry=r,
         )
         self.watch_errors = Counter(
-            "mindx_exporter_watch_errors", "Failed or broken list/watch requests by reason.",
-            ["source", "namespace", "reason"], registry=r,
+            "mindx_exporter_watch_errors",
+            "Failed or broken list/watch requests by reason.",
+            ["source", "namespace", "reason"],
+            registry=r,
         )
-        self.objects = Gauge("mindx_exporter_objects", "Objects held in the cache.", ["source", "namespace"], registry=r)
+        self.objects = Gauge(
+            "mindx_exporter_objects", "Objects held in the cache.", ["source", "namespace"], registry=r
+        )
         self.parse_errors = Counter(
-            "mindx_exporter_parse_errors", "Values that could not be used, by source and reason.",
-            ["source", "reason"], registry=r,
+            "mindx_exporter_parse_errors",
+            "Values that could not be used, by source and reason.",
+            ["source", "reason"],
+            registry=r,
         )
         self.render_seconds = Histogram(
-            "mindx_exporter_scrape_render_seconds", "Time to produce a /metrics body.", buckets=RENDER_BUCKETS, registry=r
+            "mindx_exporter_scrape_render_seconds",
+            "Time to produce a /metrics body.",
+            buckets=RENDER_BUCKETS,
+            registry=r,
         )
 
     # --- ReflectorObserver ------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from exporter.metrics.exposition import Family
 
@@ -52,7 +53,7 @@ class MetricsStore:
         if members is not None:
             members.discard(key)
 
-    def replace_group(self, group: Hashable, items: Mapping[Key, Mapping[Family, bytes]]) -> None:
+    def replace_group(self, group: Hashable, items: Mapping[Any, Mapping[Family, bytes]]) -> None:
         """A relist: the group's keys become exactly `items`, in one step."""
         for key in self._groups.get(group, set()) - items.keys():
             self._drop(key)

@@ -38,7 +38,11 @@ def render_node_view(source: str, view: NodeView) -> Blocks:
     if view.superpod is not None:
         sp = view.superpod
         rack = "" if sp.rack_id is None else str(sp.rack_id)
-        add_block(blocks, F.NODE_SUPERPOD_INFO, [((source, sp.node, str(sp.super_pod_id), str(sp.server_index), rack), 1)])
+        add_block(
+            blocks,
+            F.NODE_SUPERPOD_INFO,
+            [((source, sp.node, str(sp.super_pod_id), str(sp.server_index), rack), 1)],
+        )
     if view.switch is not None:
         render_switch(blocks, source, view.switch)
     if view.update_time is not None:
@@ -89,7 +93,10 @@ def _chip_codes(source: str, chips: NodeChips) -> Samples:
     for fault in chips.faults:
         ident = chip_id(fault.npu)
         for code in fault.codes:
-            yield (source, chips.node, fault.npu, ident, fault.fault_type, code.code, code.level), code.raised_at
+            yield (
+                (source, chips.node, fault.npu, ident, fault.fault_type, code.code, code.level),
+                code.raised_at,
+            )
 
 
 def _chip_statuses(source: str, chips: NodeChips) -> Samples:
@@ -113,7 +120,11 @@ def _chip_sort_key(npu: str) -> tuple[str, int, str]:
 def render_switch(blocks: Blocks, source: str, switch: SwitchState) -> None:
     node = switch.node
     if switch.node_status:
-        statuses = SWITCH_STATUSES if switch.node_status in SWITCH_STATUSES else (*SWITCH_STATUSES, switch.node_status)
+        statuses = (
+            SWITCH_STATUSES
+            if switch.node_status in SWITCH_STATUSES
+            else (*SWITCH_STATUSES, switch.node_status)
+        )
         add_block(
             blocks,
             F.SWITCH_STATUS,

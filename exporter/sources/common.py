@@ -1,7 +1,7 @@
 """Vocabulary and helpers shared by the parsers of every MindX DL producer.
 
-Everything here is pure: no I/O, no state. The spec (`docs/spec-notes.md` points at the
-producers' source) fixes the formats; the comments say which quirk a helper absorbs.
+Everything here is pure: no I/O, no state. `docs/mindx-sources.md` (read from the producers'
+source) fixes the formats; the comments say which quirk a helper absorbs.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def split_codes(value: object) -> list[str]:
 
 # --- time -----------------------------------------------------------------------------------
 
+
 def unix_seconds(value: object) -> float:
     """A producer timestamp in seconds, milliseconds or microseconds → unix seconds.
 
@@ -160,6 +161,7 @@ def rfc3339_seconds(value: object) -> float | None:
 
 
 # --- JSON as Go writes it ---------------------------------------------------------------------
+
 
 def loads(text: str | bytes) -> Any:
     """orjson.loads; raises orjson.JSONDecodeError (a ValueError) on invalid JSON."""

@@ -58,7 +58,7 @@ class ParseResult:
 
 def node_of(name: str) -> str | None:
     if name.startswith(NAME_PREFIX) and len(name) > len(NAME_PREFIX):
-        return name[len(NAME_PREFIX):]
+        return name[len(NAME_PREFIX) :]
     return None
 
 
@@ -182,15 +182,21 @@ def parse_device_list(
         per_status = lists[resource]
         per_status["manually_separated"] = tuple(manual_by_resource.get(resource, ()))
         resources.append(ResourceChips(resource=resource, lists=per_status))
-    return NodeChips(node=node, resources=tuple(resources), faults=merge_faults(faults), manually_separated=manual)
+    return NodeChips(
+        node=node, resources=tuple(resources), faults=merge_faults(faults), manually_separated=manual
+    )
 
 
-def _assign_to_resources(chips: tuple[str, ...], lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> dict[str, list[str]]:
+def _assign_to_resources(
+    chips: tuple[str, ...], lists: Mapping[str, Mapping[str, tuple[str, ...]]]
+) -> dict[str, list[str]]:
     """Which resource a manually separated chip belongs to: the one listing it, else the one whose
     name matches the chip's prefix (`huawei.com/npu` ↔ `npu-3`), else the only one."""
     assigned: dict[str, list[str]] = {}
     for chip in chips:
-        owner = next((res for res, per in lists.items() if any(chip in names for names in per.values())), None)
+        owner = next(
+            (res for res, per in lists.items() if any(chip in names for names in per.values())), None
+        )
         if owner is None:
             owner = next((res for res in lists if chip.startswith(res.rsplit("/", 1)[-1] + "-")), None)
         if owner is None and len(lists) == 1:
@@ -238,7 +244,9 @@ def parse_fault_entry(entry: object) -> ChipFault | None:
         or as_str(entry.get("fault_level"))
         or as_str(entry.get("large_model_fault_level"))
     )
-    time_map = {normalize_code(str(k)): v for k, v in (as_dict(entry.get("fault_time_and_level_map")) or {}).items()}
+    time_map = {
+        normalize_code(str(k)): v for k, v in (as_dict(entry.get("fault_time_and_level_map")) or {}).items()
+    }
     codes = split_codes(entry.get("fault_code")) or list(time_map)
     fault_codes = []
     for code in codes:
@@ -292,7 +300,12 @@ def parse_switch_info(node: str, info: Mapping[str, Any], key: str, problems: Pr
         ident = (fault.fault_code, fault.switch_chip_id, fault.switch_port_id, fault.fault_level)
         if ident not in faults:
             faults[ident] = fault
-    return SwitchState(node=node, fault_level=level, node_status=as_str(info.get("NodeStatus")), faults=tuple(faults.values()))
+    return SwitchState(
+        node=node,
+        fault_level=level,
+        node_status=as_str(info.get("NodeStatus")),
+        faults=tuple(faults.values()),
+    )
 
 
 def _parse_switch_fault(element: object, entry_level: str, time_map: Mapping[str, Any]) -> SwitchFault | None:
@@ -331,4 +344,9 @@ def _superpod(node: str, info: Mapping[str, Any]) -> SuperPodInfo | None:
     if super_pod is None or server is None or super_pod < 0:
         return None
     rack = as_int(info.get("RackID"))
-    return SuperPodInfo(node=node, super_pod_id=super_pod, server_index=server, rack_id=rack if rack is not None and rack >= 0 else None)
+    return SuperPodInfo(
+        node=node,
+        super_pod_id=super_pod,
+        server_index=server,
+        rack_id=rack if rack is not None and rack >= 0 else None,
+    )

@@ -86,3 +86,23 @@ class NodeView:
     superpod: SuperPodInfo | None = None
     update_time: float | None = None  # unix seconds
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFaultDevice:
+    """One faulty node device as NodeD reports it (`FaultDevList` entry, spec §4)."""
+
+    device_type: str  # "CPU", "Memory", "PSU", … or "UNKNOWN"; kept as written
+    device_id: str  # DeviceId (int64) as a decimal string
+    fault_codes: tuple[str, ...]  # normalized upper-case hex
+    fault_level: str  # NotHandleFault | PreSeparateFault | SeparateFault | unknown kept as written
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatusRecord:
+    """A node's hardware status: NodeD's own ConfigMap (S3) or ClusterD's copy of it (S4)."""
+
+    node: str
+    status: str  # raw NodeStatus ("Healthy", "PreSeparate", "UnHealthy", …), "" when absent
+    devices: tuple[NodeFaultDevice, ...]
+    update_time: float | None  # unix seconds

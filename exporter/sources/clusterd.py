@@ -1,0 +1,251 @@
+"""S4-S6: ClusterD's `mindx-dl/cluster-info-*` ConfigMaps (spec §5-§8).
+
+Each parser handles one ConfigMap. Merging the device/switch shards per node (newest UpdateTime
+wins, stale shards after a ClusterD restart) needs state across objects and is done by the caller,
+which is why the entries carry the raw `UpdateTime`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from exporter.sources import deviceplugin, noded
+from exporter.sources.common import (
+    REASON_JSON,
+    REASON_SCHEMA,
+    Problems,
+    as_int,
+    as_str,
+    configmap_data,
+    loads,
+    object_name,
+    unix_seconds,
+)
+from exporter.sources.records import NodeChips, NodeStatusRecord, NodeView, SuperPodInfo, SwitchState
+
+NAMESPACE = "mindx-dl"
+NODE_CM_NAME = "cluster-info-node-cm"
+DEVICE_PREFIX = "cluster-info-device-"
+SWITCH_PREFIX = "cluster-info-switch-"
+
+# Keys of the per-node entries inside each map (the names of the producers' ConfigMaps).
+NODE_KEY_PREFIX = "mindx-dl-nodeinfo-"
+DEVICE_KEY_PREFIX = "mindx-dl-deviceinfo-"
+SWITCH_KEY_PREFIX = "mindx-dl-switchinfo-"
+
+MANUALLY_SEPARATED = "ManuallySeparateNPU"
+A5_RESOURCE = "huawei.com/npu"
+
+_SHARD_NAME = re.compile(r"^cluster-info-(?:device|switch)-(0|[1-9][0-9]{0,8})$")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterNodeResult:
+    records: dict[str, NodeStatusRecord] | None  # node → record; None when not `cluster-info-node-cm`
+    problems: Problems
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDeviceEntry:
+    view: NodeView
+    update_time_raw: int  # DeviceInfo.UpdateTime as written (seconds), 0 when missing; for shard merging
+
+
+@dataclass(frozen=True, slots=True)
+class ShardResult:
+    entries: dict[str, ClusterDeviceEntry] | None  # node → entry; None when not a device shard
+    problems: Problems
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSwitchEntry:
+    state: SwitchState
+    update_time: float | None  # unix seconds; None when 0/missing (A5 / no switch manager)
+    update_time_raw: int  # as written, 0 when missing; for shard merging
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchShardResult:
+    entries: dict[str, ClusterSwitchEntry] | None  # node → entry; None when not a switch shard
+    problems: Problems
+
+
+def shard_index(name: str) -> int | None:
+    """`cluster-info-device-3` / `cluster-info-switch-3` → 3; None for any other name."""
+    match = _SHARD_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def is_device_shard(name: str) -> bool:
+    return name.startswith(DEVICE_PREFIX) and shard_index(name) is not None
+
+
+def is_switch_shard(name: str) -> bool:
+    return name.startswith(SWITCH_PREFIX) and shard_index(name) is not None
+
+
+# --- S4 cluster-info-node-cm ------------------------------------------------------------------
+
+def parse_node_cm(cm: Mapping[str, Any]) -> ClusterNodeResult:
+    """`cluster-info-node-cm`: ClusterD's copy of every NodeD CM (NodeStatus possibly rewritten,
+    spec §5). `UpdateTime` is milliseconds, absent in older ClusterD output."""
+    problems = Problems()
+    _, name = object_name(cm)
+    if name != NODE_CM_NAME:
+        return ClusterNodeResult(None, problems)
+    records: dict[str, NodeStatusRecord] = {}
+    for key, entry in _entries(configmap_data(cm), name, problems):
+        node = _node_of_entry(key, entry, NODE_KEY_PREFIX, name, problems)
+        if node is None:
+            continue
+        record = NodeStatusRecord(
+            node=node,
+            status=noded.parse_node_status(entry.get("NodeStatus"), name, problems),
+            devices=noded.parse_fault_dev_list(entry.get("FaultDevList"), name, problems),
+            update_time=_update_time(entry.get("UpdateTime"), name, problems)[0],
+        )
+        seen = records.get(node)
+        if seen is None or (record.update_time or 0) >= (seen.update_time or 0):
+            records[node] = record
+    return ClusterNodeResult(records, problems)
+
+
+# --- S5 cluster-info-device-<m> ----------------------------------------------------------------
+
+def parse_device_shard(cm: Mapping[str, Any]) -> ShardResult:
+    """One `cluster-info-device-<m>` shard: ClusterD's processed copy of every DP DeviceInfo."""
+    problems = Problems()
+    _, name = object_name(cm)
+    if not is_device_shard(name):
+        return ShardResult(None, problems)
+    entries: dict[str, ClusterDeviceEntry] = {}
+    for key, entry in _entries(configmap_data(cm), name, problems):
+        node = _node_of_entry(key, entry, DEVICE_KEY_PREFIX, name, problems)
+        if node is None:
+            continue
+        parsed = _device_entry(node, entry, name, problems)
+        seen = entries.get(node)
+        if seen is None or parsed.update_time_raw >= seen.update_time_raw:
+            entries[node] = parsed
+    return ShardResult(entries, problems)
+
+
+def _device_entry(node: str, entry: Mapping[str, Any], key: str, problems: Problems) -> ClusterDeviceEntry:
+    view = NodeView(node=node)
+    device_list = entry.get("DeviceList")
+    if device_list is None:
+        device_list = {}  # Go writes a nil map as null: ClusterD knows the node but no chips
+    if isinstance(device_list, dict):
+        view.chips = _chips(node, device_list, key, problems)
+    else:
+        problems.add(key, REASON_SCHEMA, f"{node}: DeviceList is not an object")
+    update_time, raw = _update_time(entry.get("UpdateTime"), key, problems)
+    view.update_time = update_time
+    view.superpod = _superpod(node, entry, view.chips)
+    return ClusterDeviceEntry(view=view, update_time_raw=raw)
+
+
+def _chips(node: str, device_list: Mapping[str, Any], key: str, problems: Problems) -> NodeChips:
+    """ClusterD has no ManuallySeparateNPU key: the manually separated chips are those with a fault
+    entry whose handling is ManuallySeparateNPU (ClusterD's manual-fault processor adds them, §6.6)."""
+    chips = deviceplugin.parse_device_list(node, device_list, (), key, problems)
+    manual = tuple(dict.fromkeys(f.npu for f in chips.faults if f.fault_handling == MANUALLY_SEPARATED))
+    if manual:
+        # Same input again, only to assign the manual chips to their resources; its problems were
+        # already collected by the first pass.
+        chips = deviceplugin.parse_device_list(node, device_list, manual, key, Problems())
+    return chips
+
+
+def _superpod(node: str, entry: Mapping[str, Any], chips: NodeChips | None) -> SuperPodInfo | None:
+    """SuperPodID/ServerIndex as in the DP CM. RackID rule: ClusterD copies DP's optional
+    `RackID *int32` into a plain int32 field, so every node without one (all non-A5 nodes, spec §6)
+    gets `RackID: 0`. A positive RackID is always real; 0 counts only on an A5 node (resource
+    `huawei.com/npu`, the only card type whose DP writes RackID, §2.2); negative means absent."""
+    info = deviceplugin._superpod(node, entry)
+    if info is None or info.rack_id != 0:
+        return info
+    is_a5 = chips is not None and any(res.resource == A5_RESOURCE for res in chips.resources)
+    return info if is_a5 else replace(info, rack_id=None)
+
+
+# --- S6 cluster-info-switch-<m> ----------------------------------------------------------------
+
+def parse_switch_shard(cm: Mapping[str, Any]) -> SwitchShardResult:
+    """One `cluster-info-switch-<m>` shard: per node the DP `SwitchInfoCfg` struct plus `CmName`."""
+    problems = Problems()
+    _, name = object_name(cm)
+    if not is_switch_shard(name):
+        return SwitchShardResult(None, problems)
+    entries: dict[str, ClusterSwitchEntry] = {}
+    for key, entry in _entries(configmap_data(cm), name, problems):
+        node = _node_of_entry(key, entry, SWITCH_KEY_PREFIX, name, problems)
+        if node is None:
+            continue
+        state = deviceplugin.parse_switch_info(node, entry, name, problems)
+        update_time, raw = _update_time(entry.get("UpdateTime"), name, problems)
+        parsed = ClusterSwitchEntry(state=state, update_time=update_time, update_time_raw=raw)
+        seen = entries.get(node)
+        if seen is None or parsed.update_time_raw >= seen.update_time_raw:
+            entries[node] = parsed
+    return SwitchShardResult(entries, problems)
+
+
+# --- shared ------------------------------------------------------------------------------------
+
+def _entries(data: Mapping[str, Any], key: str, problems: Problems) -> list[tuple[str, dict[str, Any]]]:
+    """The outer map stored under the data key named like the CM: `""` (surplus shard, no NodeD
+    CM) and `null`/`{}`/`[]` are empty; non-object entries are flagged and skipped."""
+    raw = data.get(key)
+    if raw is None:
+        problems.add(key, REASON_SCHEMA, "key missing")
+        return []
+    if not isinstance(raw, str):
+        problems.add(key, REASON_SCHEMA, "value is not a string")
+        return []
+    if not raw.strip():
+        return []
+    try:
+        decoded = loads(raw)
+    except ValueError as err:
+        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
+        return []
+    if decoded is None or decoded == []:
+        return []
+    if not isinstance(decoded, dict):
+        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
+        return []
+    entries = []
+    for entry_key, entry in decoded.items():
+        if not isinstance(entry, dict):
+            problems.add(key, REASON_SCHEMA, f"entry {entry_key!r} is not an object")
+            continue
+        entries.append((entry_key, entry))
+    return entries
+
+
+def _node_of_entry(
+    entry_key: str, entry: Mapping[str, Any], prefix: str, key: str, problems: Problems
+) -> str | None:
+    """Node name from the map key `<prefix><node>`, else from `CmName`; else flag and skip."""
+    for candidate in (entry_key, as_str(entry.get("CmName"))):
+        node = candidate[len(prefix):].strip() if candidate.startswith(prefix) else ""
+        if node:
+            return node
+    problems.add(key, REASON_SCHEMA, f"entry {entry_key!r}: neither key nor CmName starts with {prefix!r}")
+    return None
+
+
+def _update_time(value: object, key: str, problems: Problems) -> tuple[float | None, int]:
+    """(unix seconds or None when missing/0, raw integer or 0). The unit differs per map (ms in the
+    node CM, s in the shards); unix_seconds decides by magnitude."""
+    if value is None:
+        return None, 0
+    raw = as_int(value)
+    if raw is None:
+        problems.add(key, REASON_SCHEMA, "UpdateTime is not an integer")
+        return None, 0
+    return unix_seconds(raw) or None, raw

@@ -1,0 +1,192 @@
+"""S3: NodeD's `mindx-dl/mindx-dl-nodeinfo-<node>` ConfigMap (spec §4).
+
+The CM exists only while the node has a fault device (NodeD deletes it when healthy), so the lead
+treats its absence as healthy. ClusterD's `cluster-info-node-cm` (§5) carries the same `NodeInfo`
+shape per node; `parse_fault_dev_list` is shared with the ClusterD parser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.sources.common import (
+    REASON_CHECKCODE,
+    REASON_JSON,
+    REASON_SCHEMA,
+    Problems,
+    as_dict,
+    as_int,
+    as_str,
+    configmap_data,
+    go_json_dumps,
+    loads,
+    normalize_code,
+    object_name,
+    rfc3339_seconds,
+    sha256_hex,
+    split_codes,
+)
+from exporter.sources.records import NodeFaultDevice, NodeStatusRecord
+
+NAME_PREFIX = "mindx-dl-nodeinfo-"
+KEY_NODE_INFO = "NodeInfo"
+KEY_UPDATE_TIME = "updateTime"
+
+# NodeD device fault levels, least to most severe (spec §11.3); unknown levels rank below all.
+NODE_FAULT_LEVELS: tuple[str, ...] = ("NotHandleFault", "PreSeparateFault", "SeparateFault")
+_NODE_LEVEL_RANK: dict[str, int] = {name: rank for rank, name in enumerate(NODE_FAULT_LEVELS)}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDResult:
+    record: NodeStatusRecord | None  # None when the object is not a NodeD node ConfigMap
+    problems: Problems
+
+
+def node_of(name: str) -> str | None:
+    if name.startswith(NAME_PREFIX) and len(name) > len(NAME_PREFIX):
+        return name[len(NAME_PREFIX):]
+    return None
+
+
+def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
+    """Parse one NodeD ConfigMap into the node's status and faulty devices.
+
+    A broken `NodeInfo` still yields a record (status "", no devices) so `updateTime` counts; a
+    CheckCode mismatch is reported but the data is used.
+    """
+    problems = Problems()
+    _, name = object_name(cm)
+    node = node_of(name)
+    if node is None:
+        return NodeDResult(None, problems)
+    data = configmap_data(cm)
+
+    status = ""
+    devices: tuple[NodeFaultDevice, ...] = ()
+    outer = _decode_object(data, KEY_NODE_INFO, problems)
+    if outer is not None:
+        inner = outer.get("NodeInfo")
+        if not isinstance(inner, dict):
+            problems.add(KEY_NODE_INFO, REASON_SCHEMA, "NodeInfo.NodeInfo is not an object")
+        else:
+            status = parse_node_status(inner.get("NodeStatus"), KEY_NODE_INFO, problems)
+            devices = parse_fault_dev_list(inner.get("FaultDevList"), KEY_NODE_INFO, problems)
+            if not verify_checkcode(inner, outer.get("CheckCode")):
+                problems.add(KEY_NODE_INFO, REASON_CHECKCODE, "CheckCode does not match NodeInfo")
+
+    update_time: float | None = None
+    raw_time = data.get(KEY_UPDATE_TIME)
+    if raw_time is not None:
+        update_time = rfc3339_seconds(raw_time)
+        if update_time is None:
+            problems.add(KEY_UPDATE_TIME, REASON_SCHEMA, "not an RFC 3339 time with zone")
+    record = NodeStatusRecord(node=node, status=status, devices=devices, update_time=update_time)
+    return NodeDResult(record, problems)
+
+
+def _decode_object(data: Mapping[str, Any], key: str, problems: Problems) -> dict[str, Any] | None:
+    raw = data.get(key)
+    if raw is None:
+        problems.add(key, REASON_SCHEMA, "key missing")
+        return None
+    if not isinstance(raw, str):
+        problems.add(key, REASON_SCHEMA, "value is not a string")
+        return None
+    try:
+        decoded = loads(raw)
+    except ValueError as err:
+        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
+        return None
+    if not isinstance(decoded, dict):
+        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
+        return None
+    return decoded
+
+
+def verify_checkcode(node_info: object, check_code: object) -> bool:
+    """CheckCode = sha256 of Go's json.Marshal of the inner `NodeInfo` object (spec §4): struct
+    fields in declaration order, which the decoded dict keeps, so re-encoding it as Go does suffices."""
+    if not isinstance(check_code, str) or not check_code or not isinstance(node_info, dict):
+        return False
+    try:
+        canonical = go_json_dumps(node_info)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return sha256_hex(canonical) == check_code.lower()
+
+
+def parse_node_status(value: object, key: str, problems: Problems) -> str:
+    """Raw NodeStatus; unknown values kept as written, "" when absent."""
+    if value is not None and not isinstance(value, str):
+        problems.add(key, REASON_SCHEMA, "NodeStatus is not a string")
+    return as_str(value)
+
+
+def node_level_rank(level: str) -> int:
+    return _NODE_LEVEL_RANK.get(level, -1)
+
+
+def parse_fault_dev_list(value: object, key: str, problems: Problems) -> tuple[NodeFaultDevice, ...]:
+    """`FaultDevList` (NodeD and ClusterD): null/[]/{} all mean none. Devices repeated with the same
+    (DeviceType, DeviceId) are merged: union of codes, most severe level."""
+    if value is None or value == {}:
+        return ()
+    if not isinstance(value, list):
+        problems.add(key, REASON_SCHEMA, "FaultDevList is not an array")
+        return ()
+    merged: dict[tuple[str, str], NodeFaultDevice] = {}
+    for element in value:
+        device = _parse_fault_dev(element, key, problems)
+        if device is None:
+            continue
+        ident = (device.device_type, device.device_id)
+        seen = merged.get(ident)
+        if seen is None:
+            merged[ident] = device
+            continue
+        codes = dict.fromkeys(seen.fault_codes)
+        codes.update(dict.fromkeys(device.fault_codes))
+        level = max((seen.fault_level, device.fault_level), key=node_level_rank)
+        merged[ident] = NodeFaultDevice(seen.device_type, seen.device_id, tuple(codes), level)
+    return tuple(merged.values())
+
+
+def _parse_fault_dev(element: object, key: str, problems: Problems) -> NodeFaultDevice | None:
+    entry = as_dict(element)
+    if entry is None:
+        problems.add(key, REASON_SCHEMA, "FaultDevList element is not an object")
+        return None
+    return NodeFaultDevice(
+        device_type=_text(entry.get("DeviceType")),
+        device_id=_text(entry.get("DeviceId")),
+        fault_codes=_fault_codes(entry.get("FaultCode"), key, problems),
+        fault_level=as_str(entry.get("FaultLevel")),
+    )
+
+
+def _fault_codes(value: object, key: str, problems: Problems) -> tuple[str, ...]:
+    """NodeD writes a string array; the user doc says a comma string, so accept that too."""
+    if value is None or value == {}:
+        return ()
+    if isinstance(value, str):
+        return tuple(split_codes(value))
+    if not isinstance(value, list):
+        problems.add(key, REASON_SCHEMA, "FaultCode is not an array")
+        return ()
+    codes: dict[str, None] = {}
+    for item in value:
+        if not isinstance(item, str):
+            problems.add(key, REASON_SCHEMA, "FaultCode element is not a string")
+            continue
+        code = normalize_code(item)
+        if code:
+            codes[code] = None
+    return tuple(codes)
+
+
+def _text(value: object) -> str:
+    number = as_int(value)
+    return str(number) if number is not None else as_str(value).strip()

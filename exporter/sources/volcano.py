@@ -1,0 +1,210 @@
+"""S7: the Volcano plugin's `volcano-system/vcjob-fault-npu-cm` ConfigMap (spec §9).
+
+`fault-node` lists only the nodes Volcano considers faulty, with its `NodeHealthState`; its content
+comes from ClusterD (S5) by default. `remain-retry-times` holds the rescheduling budget per job.
+Other keys (`NodeDEnable`, `fault-job`, `checkCode`, …) are leftovers of old versions and ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.sources.common import (
+    REASON_JSON,
+    REASON_SCHEMA,
+    Problems,
+    as_dict,
+    as_int,
+    as_str,
+    configmap_data,
+    loads,
+    object_name,
+    split_names,
+    unix_seconds,
+)
+from exporter.sources.deviceplugin import merge_faults, parse_fault_list
+from exporter.sources.records import CHIP_LIST_STATUSES, NodeChips, NodeView, ResourceChips
+
+NAMESPACE = "volcano-system"
+NAME = "vcjob-fault-npu-cm"
+KEY_FAULT_NODE = "fault-node"
+KEY_RETRY_TIMES = "remain-retry-times"
+
+MANUALLY_SEPARATED = "ManuallySeparateNPU"
+
+_VIRTUAL_NAME = re.compile(r"^(.+?)-\d+c[^-]*-\d+-\d+$")  # vNPU Ascend910-4c-100-3
+# Physical, share-mode (Ascend310P-2-17) and mixed-insert (Ascend310P-V-7) names.
+_PHYSICAL_NAME = re.compile(r"^([A-Za-z][A-Za-z0-9]*)(?:-(?:V|VPro|IPro))?-\d+(?:-\d+)?$")
+_ANY_NAME = re.compile(r"^(.+?)-\d+$")
+# Chip-name prefixes whose resource is not `huawei.com/<prefix>` (Ascend310 with GetFdFlag, spec §2.3).
+_PREFIX_RESOURCES = {"davinci-mini": "huawei.com/Ascend310"}
+
+
+@dataclass(frozen=True, slots=True)
+class VolcanoNode:
+    view: NodeView  # chips from FaultDeviceList/UnhealthyNPU/NetworkUnhealthyNPU, update_time
+    health_state: str  # NodeHealthState as written: NodeUnhealthy, CardUnhealthy, CardNetworkUnhealthy, …
+
+
+@dataclass(frozen=True, slots=True)
+class JobRetries:
+    namespace: str
+    podgroup: str
+    job_uid: str  # "UUID": the PodGroup owner's UID, "" when absent
+    times: int
+
+
+@dataclass(frozen=True, slots=True)
+class VolcanoResult:
+    # Both None only when the object is not `vcjob-fault-npu-cm`; missing/""/invalid keys give ().
+    nodes: tuple[VolcanoNode, ...] | None
+    retries: tuple[JobRetries, ...] | None
+    problems: Problems
+
+
+def parse_configmap(cm: Mapping[str, Any]) -> VolcanoResult:
+    problems = Problems()
+    _, name = object_name(cm)
+    if name != NAME:
+        return VolcanoResult(None, None, problems)
+    data = configmap_data(cm)
+    nodes = _parse_fault_nodes(_decode(data, KEY_FAULT_NODE, list, problems), problems)
+    retries = _parse_retries(_decode(data, KEY_RETRY_TIMES, dict, problems), problems)
+    return VolcanoResult(nodes, retries, problems)
+
+
+def _decode(data: Mapping[str, Any], key: str, shape: type, problems: Problems) -> Any:
+    """A key's JSON value of the expected shape, or None. Missing, `""`, `null`, `[]` and `{}`
+    all mean "nothing" without a problem (Volcano writes `""` when empty)."""
+    raw = data.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        problems.add(key, REASON_SCHEMA, "value is not a string")
+        return None
+    if not raw.strip():
+        return None
+    try:
+        decoded = loads(raw)
+    except ValueError as err:
+        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
+        return None
+    if decoded is None or decoded == [] or decoded == {}:
+        return None
+    if not isinstance(decoded, shape):
+        problems.add(key, REASON_SCHEMA, f"value is not a JSON {'array' if shape is list else 'object'}")
+        return None
+    return decoded
+
+
+# --- fault-node --------------------------------------------------------------------------------
+
+def _parse_fault_nodes(entries: list[Any] | None, problems: Problems) -> tuple[VolcanoNode, ...]:
+    """Duplicate node names (not expected) keep the entry with the larger UpdateTime (tie: later)."""
+    nodes: dict[str, tuple[int, VolcanoNode]] = {}
+    for entry in entries or ():
+        if not isinstance(entry, dict):
+            problems.add(KEY_FAULT_NODE, REASON_SCHEMA, "fault-node element is not an object")
+            continue
+        node = as_str(entry.get("NodeName")).strip()
+        if not node:
+            problems.add(KEY_FAULT_NODE, REASON_SCHEMA, "fault-node element without NodeName")
+            continue
+        raw_time = as_int(entry.get("UpdateTime"))
+        if raw_time is None and entry.get("UpdateTime") is not None:
+            problems.add(KEY_FAULT_NODE, REASON_SCHEMA, f"{node}: UpdateTime is not an integer")
+        parsed = _parse_node(node, entry, raw_time, problems)
+        seen = nodes.get(node)
+        if seen is None or (raw_time or 0) >= seen[0]:
+            nodes[node] = (raw_time or 0, parsed)
+    return tuple(nodes[name][1] for name in sorted(nodes))
+
+
+def _parse_node(node: str, entry: Mapping[str, Any], raw_time: int | None, problems: Problems) -> VolcanoNode:
+    fault_list = entry.get("FaultDeviceList")
+    if fault_list == {}:
+        fault_list = None
+    faults = merge_faults(parse_fault_list(fault_list, KEY_FAULT_NODE, problems))
+    unhealthy = _names(entry.get("UnhealthyNPU"), node, "UnhealthyNPU", problems)
+    network = _names(entry.get("NetworkUnhealthyNPU"), node, "NetworkUnhealthyNPU", problems)
+    # Volcano's content comes from ClusterD, which marks manual separation only by the fault entry.
+    manual = tuple(dict.fromkeys(f.npu for f in faults if f.fault_handling == MANUALLY_SEPARATED))
+    chips = NodeChips(
+        node=node,
+        resources=_group(unhealthy, network, manual),
+        faults=faults,
+        manually_separated=manual,
+    )
+    view = NodeView(node=node, chips=chips, update_time=unix_seconds(raw_time) or None)
+    return VolcanoNode(view=view, health_state=as_str(entry.get("NodeHealthState")))
+
+
+def _names(value: object, node: str, field: str, problems: Problems) -> tuple[str, ...]:
+    """A `[]string` chip list; null/[]/{} mean none; a comma string is accepted too."""
+    if value is None or value == {}:
+        return ()
+    if isinstance(value, str):
+        return tuple(split_names(value))
+    if not isinstance(value, list):
+        problems.add(KEY_FAULT_NODE, REASON_SCHEMA, f"{node}: {field} is not an array")
+        return ()
+    names: dict[str, None] = {}
+    for item in value:
+        if not isinstance(item, str):
+            problems.add(KEY_FAULT_NODE, REASON_SCHEMA, f"{node}: {field} element is not a string")
+            continue
+        name = item.strip()
+        if name:
+            names[name] = None
+    return tuple(names)
+
+
+def resource_of(npu_name: str) -> str:
+    """Resource name a chip belongs to, from its name: `Ascend910-3` → `huawei.com/Ascend910`,
+    `npu-2` → `huawei.com/npu`, `Ascend310P-1` → `huawei.com/Ascend310P`; vNPU (`Ascend910-4c-100-3`),
+    share-mode (`Ascend310P-2-17`) and mixed-insert (`Ascend310P-V-7`) names map to the physical
+    resource. A custom device name maps to `huawei.com/<its prefix>` (the real custom resource name
+    is not in the CM). "" when the name has no `-<id>` suffix."""
+    name = npu_name.strip()
+    match = _VIRTUAL_NAME.match(name) or _PHYSICAL_NAME.match(name) or _ANY_NAME.match(name)
+    if match is None:
+        return ""
+    prefix = match.group(1)
+    return _PREFIX_RESOURCES.get(prefix, "huawei.com/" + prefix)
+
+
+def _group(
+    unhealthy: Iterable[str], network: Iterable[str], manual: Iterable[str]
+) -> tuple[ResourceChips, ...]:
+    per_resource: dict[str, dict[str, list[str]]] = {}
+    given = (("unhealthy", unhealthy), ("network_unhealthy", network), ("manually_separated", manual))
+    for status, names in given:
+        for name in names:
+            lists = per_resource.setdefault(resource_of(name), {s: [] for s in CHIP_LIST_STATUSES})
+            lists[status].append(name)
+    return tuple(
+        ResourceChips(resource=res, lists={s: tuple(per_resource[res][s]) for s in CHIP_LIST_STATUSES})
+        for res in sorted(per_resource)
+    )
+
+
+# --- remain-retry-times ------------------------------------------------------------------------
+
+def _parse_retries(entries: dict[str, Any] | None, problems: Problems) -> tuple[JobRetries, ...]:
+    retries = []
+    for job_id, value in (entries or {}).items():
+        namespace, sep, podgroup = job_id.partition("/")
+        if not sep or not namespace or not podgroup:
+            problems.add(KEY_RETRY_TIMES, REASON_SCHEMA, f"job id {job_id!r} is not <namespace>/<podgroup>")
+            continue
+        info = as_dict(value)
+        times = as_int(info.get("Times")) if info is not None else None
+        if info is None or times is None:
+            problems.add(KEY_RETRY_TIMES, REASON_SCHEMA, f"{job_id}: not an object with an integer Times")
+            continue
+        uid = as_str(info.get("UUID"))
+        retries.append(JobRetries(namespace=namespace, podgroup=podgroup, job_uid=uid, times=times))
+    return tuple(sorted(retries, key=lambda r: (r.namespace, r.podgroup)))
