@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from exporter.handler import ObjectHandler
+from exporter.handlers.base import SourceSpec
 from exporter.kube.client import KubeClient
 from exporter.kube.config import ClusterAccess
 from exporter.kube.reflector import Reflector, ReflectorOptions, WatchTarget
@@ -17,12 +18,19 @@ from exporter.logs import event
 from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.registry import SOURCES, SourceSpec
+from exporter.registry import SOURCES
 from exporter.server import build_app, parse_listen_address
 
 log = logging.getLogger("exporter")
 
 DEFAULT_LISTEN_ADDRESS = ":9847"
+TICK_INTERVAL = 5.0  # how often time-based handler state (stale ClusterD shards) is re-checked
+
+
+async def _every(seconds: float, call: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        call()
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,10 @@ class SourceSelection:
             if not self.enabled.get(spec.name, True):
                 continue
             namespace = self.namespaces.get(spec.name, spec.namespace)
-            chosen.append((spec, WatchTarget(spec.name, spec.resource, namespace, spec.label_selector)))
+            target = WatchTarget(
+                spec.name, spec.resource, namespace, spec.label_selector, spec.field_selector
+            )
+            chosen.append((spec, target))
         return chosen
 
 
@@ -70,12 +81,15 @@ class Exporter:
     async def __aenter__(self) -> Exporter:
         await self._client.__aenter__()
         for spec, target in self.config.sources.targets():
-            handler = ObjectHandler(spec, target, self.store, self.metrics)
+            handler = spec.handler(spec, target, self.store, self.metrics)
             self.metrics.register_target(target)
             self.reflectors.append(
                 Reflector(self._client, target, handler, self.metrics, self.config.reflector)
             )
-        self._tasks = [
+            tick = getattr(handler, "tick", None)
+            if tick is not None:
+                self._tasks.append(asyncio.create_task(_every(TICK_INTERVAL, tick), name=f"tick {spec.name}"))
+        self._tasks += [
             asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
         ]
         app = build_app(self.store, self.metrics, self.not_ready, self.config.telemetry_path)

@@ -1,39 +1,56 @@
 """Every source the exporter can watch: where its objects live, how to select them, and which
-parser and renderer turn one object into series. The deployment's RBAC is checked against
-this table, so a source added here without RBAC fails the tests."""
+parser, renderer and handler turn its objects into series. The deployment's RBAC is checked
+against this table, so a source added here without RBAC fails the tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from exporter.metrics.views import Blocks, render_node_view
-from exporter.sources import deviceplugin
-from exporter.sources.common import Problems
-
-
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    record: Any | None  # None: the object is not one of this source's objects
-    problems: Problems
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    name: str  # the `source` label and the flag name
-    resource: str  # "configmaps" | "events"
-    namespace: str  # the producer's namespace (default of --source.<name>.namespace)
-    label_selector: str
-    name_prefix: str  # filtered client-side where no selector exists
-    parse: Callable[[Mapping[str, Any]], Parsed]
-    render: Callable[[str, Any], Blocks]
-    description: str
+from exporter.handlers.base import Parsed, SourceSpec
+from exporter.handlers.clusterd import ClusterdHandler
+from exporter.handlers.events import EventCounter
+from exporter.handlers.objects import ObjectHandler
+from exporter.metrics.views import (
+    Blocks,
+    render_health_state,
+    render_job_retries,
+    render_node_status,
+    render_node_view,
+)
+from exporter.sources import clusterd, deviceplugin, noded, volcano
+from exporter.sources.records import NodeView
 
 
 def _parse_deviceplugin(obj: Mapping[str, Any]) -> Parsed:
     result = deviceplugin.parse_configmap(obj)
-    return Parsed(result.view, result.problems)
+    return Parsed(None if result.view is None else {"node": result.view}, result.problems)
+
+
+def _parse_noded(obj: Mapping[str, Any]) -> Parsed:
+    result = noded.parse_configmap(obj)
+    return Parsed(None if result.record is None else {"node": result.record}, result.problems)
+
+
+def _parse_volcano(obj: Mapping[str, Any]) -> Parsed:
+    result = volcano.parse_configmap(obj)
+    if result.nodes is None and result.retries is None:
+        return Parsed(None, result.problems)
+    records: dict[Any, Any] = {("node", n.view.node): n for n in result.nodes or ()}
+    records.update({("job", j.namespace, j.podgroup): j for j in result.retries or ()})
+    return Parsed(records, result.problems)
+
+
+def _render_view(source: str, view: NodeView) -> Blocks:
+    return render_node_view(source, view)
+
+
+def _render_volcano(source: str, record: volcano.VolcanoNode | volcano.JobRetries) -> Blocks:
+    if isinstance(record, volcano.JobRetries):
+        return render_job_retries(record.namespace, record.podgroup, record.job_uid, record.times)
+    blocks = render_node_view(source, record.view)
+    render_health_state(blocks, source, record.view.node, record.health_state)
+    return blocks
 
 
 SOURCES: tuple[SourceSpec, ...] = (
@@ -42,10 +59,57 @@ SOURCES: tuple[SourceSpec, ...] = (
         resource="configmaps",
         namespace="kube-system",
         label_selector="mx-consumer-cim=true",
-        name_prefix=deviceplugin.NAME_PREFIX,
+        field_selector="",
+        name_prefixes=(deviceplugin.NAME_PREFIX,),
+        description="Ascend Device Plugin ConfigMaps mindx-dl-deviceinfo-<node>",
+        handler=ObjectHandler,
         parse=_parse_deviceplugin,
-        render=render_node_view,
-        description="Ascend Device Plugin per-node ConfigMaps mindx-dl-deviceinfo-<node>",
+        render=_render_view,
+    ),
+    SourceSpec(
+        name="noded",
+        resource="configmaps",
+        namespace="mindx-dl",
+        label_selector="mx-consumer-cim=true",
+        field_selector="",
+        name_prefixes=(noded.NAME_PREFIX,),
+        description="NodeD ConfigMaps mindx-dl-nodeinfo-<node>",
+        handler=ObjectHandler,
+        parse=_parse_noded,
+        render=render_node_status,
+    ),
+    SourceSpec(
+        name="clusterd",
+        resource="configmaps",
+        namespace="mindx-dl",
+        label_selector="mx-consumer-volcano=true",
+        field_selector="",
+        name_prefixes=(clusterd.NODE_CM_NAME, clusterd.DEVICE_PREFIX, clusterd.SWITCH_PREFIX),
+        description="ClusterD ConfigMaps cluster-info-node-cm, -device-<m>, -switch-<m>",
+        handler=ClusterdHandler,
+    ),
+    SourceSpec(
+        name="volcano",
+        resource="configmaps",
+        namespace="volcano-system",
+        label_selector="",  # Volcano sets no labels: select the one object by name
+        field_selector=f"metadata.name={volcano.NAME}",
+        name_prefixes=(volcano.NAME,),
+        description="Volcano's vcjob-fault-npu-cm (fault nodes, job retry budgets)",
+        handler=ObjectHandler,
+        parse=_parse_volcano,
+        render=_render_volcano,
+    ),
+    SourceSpec(
+        name="device-plugin-events",
+        resource="events",
+        namespace="kube-system",
+        label_selector="",
+        # Events cannot be selected by message; the device plugin is their reporting component.
+        field_selector="source=device-plugin",
+        name_prefixes=("",),
+        description="Ascend Device Plugin fault Events",
+        handler=EventCounter,
     ),
 )
 

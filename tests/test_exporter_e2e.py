@@ -16,6 +16,7 @@ DP_FIXTURES = (
     "deviceinfo-node150-a5-npu.json",
 )
 SRC = "device-plugin"
+DP_WATCH = labels(source=SRC, namespace="kube-system")
 
 
 def load_device_plugin(api: KubeApiTestServer) -> None:
@@ -76,9 +77,9 @@ async def test_fixtures_served_with_exact_levels(
     assert levels[level("node140", "Ascend310-6", "6")] == 6
     assert levels[level("node150", "npu-5", "5")] == 1
     assert {dict(k)["node"] for k in levels} == {"node133", "node134", "node135", "node140", "node150"}
-    assert select(series, "mindx_exporter_objects") == {labels(source=SRC, namespace="kube-system"): 5}
-    assert select(series, "mindx_exporter_watch_up") == {labels(source=SRC, namespace="kube-system"): 1}
-    assert select(series, "mindx_exporter_relists_total", reason="start") == {
+    assert select(series, "mindx_exporter_objects", source=SRC) == {DP_WATCH: 5}
+    assert select(series, "mindx_exporter_watch_up", source=SRC) == {DP_WATCH: 1}
+    assert select(series, "mindx_exporter_relists_total", source=SRC, reason="start") == {
         labels(source=SRC, namespace="kube-system", reason="start"): 1
     }
     # The watch asks for only the producer's objects, paginated, then watches with bookmarks.
@@ -144,7 +145,7 @@ async def test_other_configmaps_in_namespace_are_not_ours(
     exporter = await start_exporter()
     series = await exporter.scrape()
     assert select(series, "mindx_npu_chip_fault_level") == {}
-    assert select(series, "mindx_exporter_objects") == {labels(source=SRC, namespace="kube-system"): 0}
+    assert select(series, "mindx_exporter_objects", source=SRC) == {DP_WATCH: 0}
 
 
 async def test_expired_watch_relists_and_drops_objects_deleted_meanwhile(
@@ -168,8 +169,8 @@ async def test_expired_watch_relists_and_drops_objects_deleted_meanwhile(
             level("node134", "Ascend910-2", "2"): 8
         }
         assert select(series, "mindx_exporter_relists_total", reason="expired")
-        assert select(series, "mindx_exporter_watch_up") == {labels(source=SRC, namespace="kube-system"): 1}
-        assert select(series, "mindx_exporter_objects") == {labels(source=SRC, namespace="kube-system"): 4}
+        assert select(series, "mindx_exporter_watch_up", source=SRC) == {DP_WATCH: 1}
+        assert select(series, "mindx_exporter_objects", source=SRC) == {DP_WATCH: 4}
 
     await eventually(relisted)
     # Untouched objects were served throughout and still are.
@@ -205,7 +206,7 @@ async def test_dropped_stream_and_server_errors_recover(
         series = await exporter.scrape()
         assert select(series, "mindx_npu_chip_fault_level", node="node140") == {}
         assert select(series, "mindx_exporter_watch_errors_total", reason="server_error")
-        assert select(series, "mindx_exporter_watch_up") == {labels(source=SRC, namespace="kube-system"): 1}
+        assert select(series, "mindx_exporter_watch_up", source=SRC) == {DP_WATCH: 1}
 
     await eventually(recovered)
 
@@ -233,7 +234,7 @@ async def test_readyz_waits_for_first_list(api: KubeApiTestServer, start_exporte
     assert status == 503 and b"device-plugin/kube-system" in body
     assert (await exporter.get("/healthz"))[0] == 200
     series = await exporter.scrape()
-    assert select(series, "mindx_exporter_watch_up") == {labels(source=SRC, namespace="kube-system"): 0}
+    assert select(series, "mindx_exporter_watch_up", source=SRC) == {DP_WATCH: 0}
     api.clear_failures()
 
     async def ready() -> None:

@@ -47,6 +47,24 @@ NODE_SUPERPOD_INFO = Family(
     "Super-pod placement of a node (1); rack_id is empty where the producer gives none.",
     ("source", "node", "super_pod_id", "server_index", "rack_id"),
 )
+NODE_STATUS = Family(
+    "mindx_node_status",
+    "gauge",
+    "Node status as a 0/1 set over Healthy, PreSeparate, UnHealthy (raw value added if unknown).",
+    ("source", "node", "status"),
+)
+NODE_FAULT_CODE = Family(
+    "mindx_node_fault_code",
+    "gauge",
+    "1 per faulty node device and fault code (active only).",
+    ("source", "node", "device_type", "device_id", "fault_code", "fault_level"),
+)
+NODE_HEALTH_STATE = Family(
+    "mindx_node_health_state",
+    "gauge",
+    "Volcano's NodeHealthState for nodes in fault-node (1, active only).",
+    ("source", "node", "state"),
+)
 SWITCH_STATUS = Family(
     "mindx_switch_status",
     "gauge",
@@ -64,6 +82,18 @@ SWITCH_FAULT_CODE = Family(
     "gauge",
     "Unix seconds when the switch fault was raised, active only.",
     ("source", "node", "fault_code", "switch_chip_id", "switch_port_id", "fault_level"),
+)
+JOB_REMAINING_RETRIES = Family(
+    "mindx_job_remaining_retries",
+    "gauge",
+    "Remaining fault-retry budget of a job (Times from Volcano's remain-retry-times).",
+    ("namespace", "podgroup", "job_uid"),
+)
+NPU_FAULT_EVENTS = Family(
+    "mindx_npu_fault_events_total",
+    "counter",
+    "Device-plugin fault Events seen since the exporter started (an Event's count increments it too).",
+    ("node", "reason", "fault_level"),
 )
 SOURCE_UPDATE_TIMESTAMP = Family(
     "mindx_source_update_timestamp_seconds",
@@ -84,10 +114,15 @@ ALL_FAMILIES: tuple[Family, ...] = (
     NPU_CHIP_FAULT_CODE,
     NPU_CHIP_STATUS,
     NODE_NPU_CHIPS,
+    NODE_STATUS,
+    NODE_FAULT_CODE,
+    NODE_HEALTH_STATE,
     NODE_SUPERPOD_INFO,
     SWITCH_STATUS,
     SWITCH_FAULT_LEVEL,
     SWITCH_FAULT_CODE,
+    JOB_REMAINING_RETRIES,
+    NPU_FAULT_EVENTS,
     SOURCE_UPDATE_TIMESTAMP,
     CONFIGMAP_INVALID,
 )

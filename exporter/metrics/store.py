@@ -38,12 +38,16 @@ class MetricsStore:
 
     # --- updates ----------------------------------------------------------------------------
 
-    def set(self, group: Hashable, key: Key, blocks: Mapping[Family, bytes]) -> None:
-        """Replace everything `key` contributes with `blocks` (families absent from it vanish)."""
+    def set(self, group: Hashable, key: Key, blocks: Mapping[Family, bytes]) -> bool:
+        """Replace everything `key` contributes with `blocks` (families absent from it vanish).
+        Returns False, and keeps the cached body, when nothing changed."""
+        self._groups.setdefault(group, set()).add(key)
+        if self._same(key, blocks):
+            return False
         self._drop(key)
         self._put(key, blocks)
-        self._groups.setdefault(group, set()).add(key)
         self._generation += 1
+        return True
 
     def delete(self, group: Hashable, key: Key) -> None:
         if key in self._families_of:
@@ -62,6 +66,12 @@ class MetricsStore:
             self._put(key, blocks)
         self._groups[group] = set(items)
         self._generation += 1
+
+    def _same(self, key: Key, blocks: Mapping[Family, bytes]) -> bool:
+        present = [family for family, block in blocks.items() if block]
+        if tuple(present) != self._families_of.get(key, ()):
+            return False
+        return all(self._blocks[family][key] == blocks[family] for family in present)
 
     def keys(self, group: Hashable) -> frozenset[Key]:
         return frozenset(self._groups.get(group, ()))

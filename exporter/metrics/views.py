@@ -6,18 +6,25 @@ time. Each function here is a table row of kube-state-metrics' kind: family → 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from exporter.metrics import families as F
 from exporter.metrics.exposition import Family, render_samples
 from exporter.sources.common import (
     CHIP_LEVEL_RANK,
+    NODE_STATUSES,
     SWITCH_STATUSES,
     Problem,
     chip_id,
     most_severe_rank,
 )
-from exporter.sources.records import CHIP_LIST_STATUSES, NodeChips, NodeView, SwitchState
+from exporter.sources.records import (
+    CHIP_LIST_STATUSES,
+    NodeChips,
+    NodeStatusRecord,
+    NodeView,
+    SwitchState,
+)
 
 Blocks = dict[Family, bytes]
 Samples = Iterator[tuple[Sequence[str], float]]
@@ -117,19 +124,17 @@ def _chip_sort_key(npu: str) -> tuple[str, int, str]:
     return (npu.rsplit("-", 1)[0], int(ident) if ident else -1, npu)
 
 
+def status_set(source: str, node: str, current: str, known: tuple[str, ...]) -> Samples:
+    """A 0/1 set over the known values, plus the current one if the producer wrote something new."""
+    statuses = known if current in known else (*known, current)
+    for status in statuses:
+        yield (source, node, status), 1 if status == current else 0
+
+
 def render_switch(blocks: Blocks, source: str, switch: SwitchState) -> None:
     node = switch.node
     if switch.node_status:
-        statuses = (
-            SWITCH_STATUSES
-            if switch.node_status in SWITCH_STATUSES
-            else (*SWITCH_STATUSES, switch.node_status)
-        )
-        add_block(
-            blocks,
-            F.SWITCH_STATUS,
-            (((source, node, status), 1 if status == switch.node_status else 0) for status in statuses),
-        )
+        add_block(blocks, F.SWITCH_STATUS, status_set(source, node, switch.node_status, SWITCH_STATUSES))
     if switch.fault_level:
         add_block(blocks, F.SWITCH_FAULT_LEVEL, [((source, node, switch.fault_level), 1)])
     add_block(
@@ -146,3 +151,41 @@ def render_problems(blocks: Blocks, namespace: str, configmap: str, problems: It
     """`mindx_configmap_invalid`: one series per (key, reason) while the object's current version fails."""
     seen = sorted({(p.key, p.reason) for p in problems})
     add_block(blocks, F.CONFIGMAP_INVALID, (((namespace, configmap, key, reason), 1) for key, reason in seen))
+
+
+def render_node_status(source: str, record: NodeStatusRecord, with_update_time: bool = True) -> Blocks:
+    """NodeD's ConfigMap, or one node of ClusterD's `cluster-info-node-cm`."""
+    blocks: Blocks = {}
+    node = record.node
+    if record.status:
+        add_block(blocks, F.NODE_STATUS, status_set(source, node, record.status, NODE_STATUSES))
+    add_block(
+        blocks,
+        F.NODE_FAULT_CODE,
+        (
+            ((source, node, dev.device_type, dev.device_id, code, dev.fault_level), 1)
+            for dev in record.devices
+            for code in dev.fault_codes
+        ),
+    )
+    if with_update_time and record.update_time is not None:
+        add_block(blocks, F.SOURCE_UPDATE_TIMESTAMP, [((source, node), record.update_time)])
+    return blocks
+
+
+def render_health_state(blocks: Blocks, source: str, node: str, state: str) -> None:
+    if state:
+        add_block(blocks, F.NODE_HEALTH_STATE, [((source, node, state), 1)])
+
+
+def render_job_retries(namespace: str, podgroup: str, job_uid: str, times: int) -> Blocks:
+    blocks: Blocks = {}
+    add_block(blocks, F.JOB_REMAINING_RETRIES, [((namespace, podgroup, job_uid), times)])
+    return blocks
+
+
+def render_event_counts(counts: Mapping[tuple[str, str, str], int]) -> Blocks:
+    """`mindx_npu_fault_events_total` for one node: (node, reason, fault_level) → count."""
+    blocks: Blocks = {}
+    add_block(blocks, F.NPU_FAULT_EVENTS, ((key, count) for key, count in sorted(counts.items())))
+    return blocks

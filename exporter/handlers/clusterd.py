@@ -1,0 +1,320 @@
+"""ClusterD's `cluster-info-*` ConfigMaps, kept per node, not per shard (spec §8).
+
+ClusterD splits its device and switch maps into shards by size, re-draws which node goes into
+which shard on every report, and writes the shards one after another. So a node can sit in two
+shards (old copy not yet overwritten) or in none for a moment, and shards left from before a
+ClusterD restart are never written again. The rules here:
+
+- a node's entry is the newest copy: largest `UpdateTime`, ties broken by the shard's
+  resourceVersion (written later);
+- a node missing from every shard is dropped only once every live shard has been written
+  after it went missing — one full round of the report — so a reshuffle never flaps it;
+- a shard other than `-0` not written for `stale_after` seconds is stale and ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from exporter.handlers.base import ProblemLog, SourceSpec
+from exporter.kube.reflector import WatchTarget
+from exporter.metrics.selfmetrics import ExporterMetrics
+from exporter.metrics.store import MetricsStore
+from exporter.metrics.views import (
+    Blocks,
+    render_node_status,
+    render_node_view,
+    render_problems,
+    render_switch,
+)
+from exporter.sources import clusterd
+from exporter.sources.common import Problems, object_name
+
+Entry = TypeVar("Entry")
+Changes = dict[str, Blocks | None]  # node → new blocks, or None to drop the node
+
+DEFAULT_STALE_AFTER = 60.0  # twelve ClusterD report cycles
+
+
+@dataclass(slots=True)
+class _Shard(Generic[Entry]):
+    index: int
+    resource_version: int
+    sequence: int  # order of writes as this exporter saw them
+    written_at: float  # monotonic clock
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+
+class ShardMerger(Generic[Entry]):
+    """One sharded map (devices or switches) merged into one entry per node."""
+
+    def __init__(
+        self,
+        stamp: Callable[[Entry], int],
+        render: Callable[[Entry], Blocks],
+        stale_after: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._stamp = stamp
+        self._render = render
+        self._stale_after = stale_after
+        self._clock = clock
+        self._shards: dict[str, _Shard[Entry]] = {}
+        self._stale: set[str] = set()
+        self._sequence = 0
+        self.winners: dict[str, Entry] = {}
+        self.pending: dict[str, int] = {}  # node → write sequence at which it went missing
+
+    def write(self, name: str, index: int, resource_version: int, entries: dict[str, Entry]) -> Changes:
+        """A shard was created or rewritten."""
+        self._sequence += 1
+        old = self._shards.get(name)
+        self._shards[name] = _Shard(index, resource_version, self._sequence, self._clock(), entries)
+        self._stale.discard(name)
+        changes: Changes = {}
+        for node in (old.entries.keys() if old else set()) | entries.keys():
+            self._resolve(node, changes)
+        self._expire(changes)
+        return changes
+
+    def remove(self, name: str) -> Changes:
+        """A shard ConfigMap was deleted: its nodes must be found elsewhere."""
+        self._sequence += 1
+        old = self._shards.pop(name, None)
+        self._stale.discard(name)
+        changes: Changes = {}
+        for node in old.entries if old else ():
+            self._resolve(node, changes)
+        self._expire(changes)
+        return changes
+
+    def replace(self, shards: list[tuple[str, int, int, dict[str, Entry]]]) -> dict[str, Blocks]:
+        """A relist: the listed shards are the whole truth now."""
+        self._sequence += 1
+        now = self._clock()
+        self._shards = {
+            name: _Shard(index, rv, self._sequence, now, entries) for name, index, rv, entries in shards
+        }
+        self._stale.clear()
+        self.pending.clear()
+        self.winners = {}
+        rendered: dict[str, Blocks] = {}
+        for shard in self._shards.values():
+            for node in shard.entries:
+                if node not in rendered:
+                    best = self._best(node)
+                    if best is not None:
+                        self.winners[node] = best
+                        rendered[node] = self._render(best)
+        return rendered
+
+    def tick(self) -> Changes:
+        """Periodic: shards that went stale stop counting, and stop holding back missing nodes."""
+        now = self._clock()
+        changes: Changes = {}
+        for name, shard in self._shards.items():
+            if name not in self._stale and shard.index > 0 and now - shard.written_at > self._stale_after:
+                self._stale.add(name)
+                for node in shard.entries:
+                    self._resolve(node, changes)
+        self._expire(changes)
+        return changes
+
+    def _live(self) -> list[_Shard[Entry]]:
+        return [shard for name, shard in self._shards.items() if name not in self._stale]
+
+    def _best(self, node: str) -> Entry | None:
+        best: tuple[int, int] | None = None
+        chosen: Entry | None = None
+        for shard in self._live():
+            entry = shard.entries.get(node)
+            if entry is not None:
+                rank = (self._stamp(entry), shard.resource_version)
+                if best is None or rank > best:
+                    best, chosen = rank, entry
+        return chosen
+
+    def _resolve(self, node: str, changes: Changes) -> None:
+        best = self._best(node)
+        if best is None:
+            if node in self.winners and node not in self.pending:
+                self.pending[node] = self._sequence
+            return
+        self.pending.pop(node, None)
+        if self.winners.get(node) != best:
+            self.winners[node] = best
+            changes[node] = self._render(best)
+
+    def _expire(self, changes: Changes) -> None:
+        if not self.pending:
+            return
+        oldest_write = min((shard.sequence for shard in self._live()), default=self._sequence)
+        for node, missing_since in list(self.pending.items()):
+            if oldest_write >= missing_since:
+                del self.pending[node]
+                del self.winners[node]
+                changes[node] = None
+
+
+def _device_blocks(entry: clusterd.ClusterDeviceEntry) -> Blocks:
+    return render_node_view(SOURCE, entry.view)
+
+
+def _switch_blocks(entry: clusterd.ClusterSwitchEntry) -> Blocks:
+    blocks: Blocks = {}
+    render_switch(blocks, SOURCE, entry.state)
+    return blocks
+
+
+SOURCE = "clusterd"
+_NODE, _DEVICE, _SWITCH = "node", "device", "switch"
+
+
+class ClusterdHandler:
+    def __init__(
+        self,
+        spec: SourceSpec,
+        target: WatchTarget,
+        store: MetricsStore,
+        metrics: ExporterMetrics,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.target = target
+        self.store = store
+        self.metrics = metrics
+        self.group = (spec.name, target.namespace)
+        self.problems = ProblemLog(spec.name, metrics)
+        self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
+            lambda e: e.update_time_raw, _device_blocks, stale_after, clock
+        )
+        self.switches: ShardMerger[clusterd.ClusterSwitchEntry] = ShardMerger(
+            lambda e: e.update_time_raw, _switch_blocks, stale_after, clock
+        )
+        self._node_cm: set[str] = set()  # nodes currently published from cluster-info-node-cm
+        self._objects: set[tuple[str, str]] = set()
+
+    # --- ReflectorSink ----------------------------------------------------------------------
+
+    def replace(self, objects: list[dict[str, Any]]) -> None:
+        items: dict[Hashable, Blocks] = {}
+        device_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterDeviceEntry]]] = []
+        switch_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterSwitchEntry]]] = []
+        self._objects = set()
+        self._node_cm = set()
+        for obj in objects:
+            namespace, name = object_name(obj)
+            rv = _resource_version(obj)
+            if name == clusterd.NODE_CM_NAME:
+                node_result = clusterd.parse_node_cm(obj)
+                for node, record in (node_result.records or {}).items():
+                    items[(SOURCE, _NODE, node)] = render_node_status(SOURCE, record, with_update_time=False)
+                    self._node_cm.add(node)
+                problems = node_result.problems
+            elif clusterd.is_device_shard(name):
+                device_result = clusterd.parse_device_shard(obj)
+                device_shards.append((name, clusterd.shard_index(name) or 0, rv, device_result.entries or {}))
+                problems = device_result.problems
+            elif clusterd.is_switch_shard(name):
+                switch_result = clusterd.parse_switch_shard(obj)
+                switch_shards.append((name, clusterd.shard_index(name) or 0, rv, switch_result.entries or {}))
+                problems = switch_result.problems
+            else:
+                continue
+            self._objects.add((namespace, name))
+            self._problem_blocks(items, obj, namespace, name, problems)
+        for node, blocks in self.devices.replace(device_shards).items():
+            items[(SOURCE, _DEVICE, node)] = blocks
+        for node, blocks in self.switches.replace(switch_shards).items():
+            items[(SOURCE, _SWITCH, node)] = blocks
+        self.problems.retain(self._objects)
+        self.store.replace_group(self.group, items)
+        self.metrics.set_objects(self.target, len(self._objects))
+
+    def upsert(self, obj: dict[str, Any]) -> None:
+        namespace, name = object_name(obj)
+        rv = _resource_version(obj)
+        if name == clusterd.NODE_CM_NAME:
+            node_result = clusterd.parse_node_cm(obj)
+            self._write_node_cm(node_result.records or {})
+            problems = node_result.problems
+        elif clusterd.is_device_shard(name):
+            device_result = clusterd.parse_device_shard(obj)
+            index = clusterd.shard_index(name) or 0
+            self._apply(_DEVICE, self.devices.write(name, index, rv, device_result.entries or {}))
+            problems = device_result.problems
+        elif clusterd.is_switch_shard(name):
+            switch_result = clusterd.parse_switch_shard(obj)
+            index = clusterd.shard_index(name) or 0
+            self._apply(_SWITCH, self.switches.write(name, index, rv, switch_result.entries or {}))
+            problems = switch_result.problems
+        else:
+            return
+        self._objects.add((namespace, name))
+        blocks: dict[Hashable, Blocks] = {}
+        self._problem_blocks(blocks, obj, namespace, name, problems)
+        problem_key = (SOURCE, namespace, name, "problems")
+        self.store.set(self.group, problem_key, blocks.get(problem_key, {}))
+        self.metrics.set_objects(self.target, len(self._objects))
+
+    def delete(self, obj: dict[str, Any]) -> None:
+        namespace, name = object_name(obj)
+        if name == clusterd.NODE_CM_NAME:
+            self._write_node_cm({})
+        elif clusterd.is_device_shard(name):
+            self._apply(_DEVICE, self.devices.remove(name))
+        elif clusterd.is_switch_shard(name):
+            self._apply(_SWITCH, self.switches.remove(name))
+        self._objects.discard((namespace, name))
+        self.problems.forget(namespace, name)
+        self.store.delete(self.group, (SOURCE, namespace, name, "problems"))
+        self.metrics.set_objects(self.target, len(self._objects))
+
+    def tick(self) -> None:
+        self._apply(_DEVICE, self.devices.tick())
+        self._apply(_SWITCH, self.switches.tick())
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _write_node_cm(self, records: Mapping[str, Any]) -> None:
+        for node in self._node_cm - records.keys():
+            self.store.delete(self.group, (SOURCE, _NODE, node))
+        for node, record in records.items():
+            self.store.set(
+                self.group, (SOURCE, _NODE, node), render_node_status(SOURCE, record, with_update_time=False)
+            )
+        self._node_cm = set(records)
+
+    def _apply(self, kind: str, changes: Changes) -> None:
+        for node, blocks in changes.items():
+            if blocks is None:
+                self.store.delete(self.group, (SOURCE, kind, node))
+            else:
+                self.store.set(self.group, (SOURCE, kind, node), blocks)
+
+    def _problem_blocks(
+        self,
+        items: dict[Hashable, Blocks],
+        obj: Mapping[str, Any],
+        namespace: str,
+        name: str,
+        problems: Problems,
+    ) -> None:
+        self.problems.account(obj, namespace, name, problems.items)
+        if problems.items:
+            blocks: Blocks = {}
+            render_problems(blocks, namespace, name, problems.items)
+            items[(SOURCE, namespace, name, "problems")] = blocks
+
+
+def _resource_version(obj: Mapping[str, Any]) -> int:
+    meta = obj.get("metadata")
+    value = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    try:
+        return int(value) if isinstance(value, str) else 0
+    except ValueError:
+        return 0

@@ -1,0 +1,85 @@
+"""The handler for sources whose series depend on one object alone (device plugin, NodeD,
+Volcano): each object's records are rendered when the object changes, and only the records
+whose bytes changed touch the store."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from exporter.handlers.base import ProblemLog, SourceSpec
+from exporter.kube.reflector import WatchTarget
+from exporter.metrics.selfmetrics import ExporterMetrics
+from exporter.metrics.store import MetricsStore
+from exporter.metrics.views import Blocks, render_problems
+from exporter.sources.common import object_name
+
+ObjectId = tuple[str, str]  # (namespace, name)
+StoreKey = tuple[str, str, str, Hashable]  # (source, namespace, name, record sub-key)
+PROBLEMS = "problems"
+
+
+class ObjectHandler:
+    def __init__(
+        self, spec: SourceSpec, target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+    ) -> None:
+        if spec.parse is None or spec.render is None:
+            raise ValueError(f"source {spec.name} needs a parser and a renderer")
+        self.spec = spec
+        self.target = target
+        self.store = store
+        self.metrics = metrics
+        self.group = (spec.name, target.namespace)
+        self.problems = ProblemLog(spec.name, metrics)
+        self._keys: dict[ObjectId, set[StoreKey]] = {}  # which store keys each object owns
+
+    def replace(self, objects: list[dict[str, Any]]) -> None:
+        items: dict[StoreKey, Blocks] = {}
+        self._keys = {}
+        for obj in objects:
+            rendered = self._render(obj)
+            if rendered is not None:
+                oid, blocks_by_key = rendered
+                self._keys[oid] = set(blocks_by_key)
+                items.update(blocks_by_key)
+        self.problems.retain(set(self._keys))
+        self.store.replace_group(self.group, items)
+        self.metrics.set_objects(self.target, len(self._keys))
+
+    def upsert(self, obj: dict[str, Any]) -> None:
+        rendered = self._render(obj)
+        if rendered is None:
+            return
+        oid, blocks_by_key = rendered
+        for stale in self._keys.get(oid, set()) - blocks_by_key.keys():
+            self.store.delete(self.group, stale)
+        for key, blocks in blocks_by_key.items():
+            self.store.set(self.group, key, blocks)
+        self._keys[oid] = set(blocks_by_key)
+        self.metrics.set_objects(self.target, len(self._keys))
+
+    def delete(self, obj: dict[str, Any]) -> None:
+        oid = object_name(obj)
+        for key in self._keys.pop(oid, set()):
+            self.store.delete(self.group, key)
+        self.problems.forget(*oid)
+        self.metrics.set_objects(self.target, len(self._keys))
+
+    def _render(self, obj: Mapping[str, Any]) -> tuple[ObjectId, dict[StoreKey, Blocks]] | None:
+        namespace, name = object_name(obj)
+        if not self.spec.wants(name):
+            return None
+        assert self.spec.parse is not None and self.spec.render is not None
+        parsed = self.spec.parse(obj)
+        if parsed.records is None and not parsed.problems.items:
+            return None
+        source = self.spec.name
+        blocks_by_key: dict[StoreKey, Blocks] = {}
+        for sub_key, record in (parsed.records or {}).items():
+            blocks_by_key[(source, namespace, name, sub_key)] = self.spec.render(source, record)
+        if parsed.problems.items:
+            problem_blocks: Blocks = {}
+            render_problems(problem_blocks, namespace, name, parsed.problems.items)
+            blocks_by_key[(source, namespace, name, PROBLEMS)] = problem_blocks
+        self.problems.account(obj, namespace, name, parsed.problems.items)
+        return (namespace, name), blocks_by_key
