@@ -7,10 +7,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
 from exporter.handlers.base import SourceSpec
+from exporter.handlers.objects import ObjectHandler
+from exporter.handlers.usable import DevicePluginUsable
 from exporter.kube.client import KubeClient
 from exporter.kube.config import ClusterAccess
 from exporter.kube.reflector import Reflector, ReflectorOptions, WatchTarget
@@ -80,8 +83,10 @@ class Exporter:
 
     async def __aenter__(self) -> Exporter:
         await self._client.__aenter__()
+        handlers = {}
         for spec, target in self.config.sources.targets():
             handler = spec.handler(spec, target, self.store, self.metrics)
+            handlers[spec.name] = handler
             self.metrics.register_target(target)
             self.reflectors.append(
                 Reflector(self._client, target, handler, self.metrics, self.config.reflector)
@@ -89,6 +94,7 @@ class Exporter:
             tick = getattr(handler, "tick", None)
             if tick is not None:
                 self._tasks.append(asyncio.create_task(_every(TICK_INTERVAL, tick), name=f"tick {spec.name}"))
+        self._join_usable_chips(handlers)
         self._tasks += [
             asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
         ]
@@ -119,6 +125,18 @@ class Exporter:
         if self._runner is not None:
             await self._runner.cleanup()
         await self._client.__aexit__()
+
+    def _join_usable_chips(self, handlers: dict[str, Any]) -> None:
+        """Usable chips come from ClusterD's views when ClusterD is watched; otherwise from the
+        device plugin joined with NodeD."""
+        device_plugin = handlers.get("device-plugin")
+        if "clusterd" in handlers or not isinstance(device_plugin, ObjectHandler):
+            return
+        usable = DevicePluginUsable(self.store)
+        device_plugin.listen(usable.device_plugin)
+        noded = handlers.get("noded")
+        if isinstance(noded, ObjectHandler):
+            noded.listen(usable.noded)
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in self.reflectors)), timeout)

@@ -15,7 +15,7 @@ ClusterD restart are never written again. The rules here:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -29,9 +29,11 @@ from exporter.metrics.views import (
     render_node_view,
     render_problems,
     render_switch,
+    render_usable,
 )
 from exporter.sources import clusterd
 from exporter.sources.common import Problems, object_name
+from exporter.sources.usable import usable_chips
 
 Entry = TypeVar("Entry")
 Changes = dict[str, Blocks | None]  # node → new blocks, or None to drop the node
@@ -170,7 +172,7 @@ def _switch_blocks(entry: clusterd.ClusterSwitchEntry) -> Blocks:
 
 
 SOURCE = "clusterd"
-_NODE, _DEVICE, _SWITCH = "node", "device", "switch"
+_NODE, _DEVICE, _SWITCH, _USABLE = "node", "device", "switch", "usable"
 
 
 class ClusterdHandler:
@@ -195,7 +197,7 @@ class ClusterdHandler:
         self.switches: ShardMerger[clusterd.ClusterSwitchEntry] = ShardMerger(
             lambda e: e.update_time_raw, _switch_blocks, stale_after, clock
         )
-        self._node_cm: set[str] = set()  # nodes currently published from cluster-info-node-cm
+        self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
         self._objects: set[tuple[str, str]] = set()
 
     # --- ReflectorSink ----------------------------------------------------------------------
@@ -205,7 +207,7 @@ class ClusterdHandler:
         device_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterDeviceEntry]]] = []
         switch_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterSwitchEntry]]] = []
         self._objects = set()
-        self._node_cm = set()
+        self._node_status = {}
         for obj in objects:
             namespace, name = object_name(obj)
             rv = _resource_version(obj)
@@ -213,7 +215,7 @@ class ClusterdHandler:
                 node_result = clusterd.parse_node_cm(obj)
                 for node, record in (node_result.records or {}).items():
                     items[(SOURCE, _NODE, node)] = render_node_status(SOURCE, record, with_update_time=False)
-                    self._node_cm.add(node)
+                    self._node_status[node] = record.status
                 problems = node_result.problems
             elif clusterd.is_device_shard(name):
                 device_result = clusterd.parse_device_shard(obj)
@@ -231,6 +233,10 @@ class ClusterdHandler:
             items[(SOURCE, _DEVICE, node)] = blocks
         for node, blocks in self.switches.replace(switch_shards).items():
             items[(SOURCE, _SWITCH, node)] = blocks
+        for node in self.devices.winners:
+            usable = self._usable(node)
+            if usable is not None:
+                items[(SOURCE, _USABLE, node)] = usable
         self.problems.retain(self._objects)
         self.store.replace_group(self.group, items)
         self.metrics.set_objects(self.target, len(self._objects))
@@ -281,13 +287,15 @@ class ClusterdHandler:
     # --- helpers ----------------------------------------------------------------------------
 
     def _write_node_cm(self, records: Mapping[str, Any]) -> None:
-        for node in self._node_cm - records.keys():
+        previous = self._node_status
+        for node in previous.keys() - records.keys():
             self.store.delete(self.group, (SOURCE, _NODE, node))
         for node, record in records.items():
-            self.store.set(
-                self.group, (SOURCE, _NODE, node), render_node_status(SOURCE, record, with_update_time=False)
-            )
-        self._node_cm = set(records)
+            blocks = render_node_status(SOURCE, record, with_update_time=False)
+            self.store.set(self.group, (SOURCE, _NODE, node), blocks)
+        self._node_status = {node: record.status for node, record in records.items()}
+        changed = {n for n in previous.keys() | records.keys() if previous.get(n) != self._node_status.get(n)}
+        self._refresh_usable(changed)
 
     def _apply(self, kind: str, changes: Changes) -> None:
         for node, blocks in changes.items():
@@ -295,6 +303,26 @@ class ClusterdHandler:
                 self.store.delete(self.group, (SOURCE, kind, node))
             else:
                 self.store.set(self.group, (SOURCE, kind, node), blocks)
+        self._refresh_usable(changes.keys())
+
+    def _usable(self, node: str) -> Blocks | None:
+        """The vendor's procedure over ClusterD's three views (see exporter.sources.usable)."""
+        device = self.devices.winners.get(node)
+        if device is None or device.view.chips is None:
+            return None
+        switch = self.switches.winners.get(node)
+        switch_status = switch.state.node_status if switch is not None else ""
+        return render_usable(
+            SOURCE, usable_chips(device.view.chips, self._node_status.get(node, ""), switch_status)
+        )
+
+    def _refresh_usable(self, nodes: Iterable[str]) -> None:
+        for node in nodes:
+            blocks = self._usable(node)
+            if blocks is None:
+                self.store.delete(self.group, (SOURCE, _USABLE, node))
+            else:
+                self.store.set(self.group, (SOURCE, _USABLE, node), blocks)
 
     def _problem_blocks(
         self,

@@ -4,7 +4,7 @@ whose bytes changed touch the store."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from exporter.handlers.base import ProblemLog, SourceSpec
@@ -17,6 +17,7 @@ from exporter.sources.common import object_name
 ObjectId = tuple[str, str]  # (namespace, name)
 StoreKey = tuple[str, str, str, Hashable]  # (source, namespace, name, record sub-key)
 PROBLEMS = "problems"
+RecordListener = Callable[[ObjectId, Mapping[Hashable, Any]], None]
 
 
 class ObjectHandler:
@@ -32,16 +33,29 @@ class ObjectHandler:
         self.group = (spec.name, target.namespace)
         self.problems = ProblemLog(spec.name, metrics)
         self._keys: dict[ObjectId, set[StoreKey]] = {}  # which store keys each object owns
+        self._listeners: list[RecordListener] = []
+
+    def listen(self, listener: RecordListener) -> None:
+        """Also hand every object's parsed records to `listener` (`{}` when the object goes), for
+        series that join several sources."""
+        self._listeners.append(listener)
+
+    def _notify(self, oid: ObjectId, records: Mapping[Hashable, Any]) -> None:
+        for listener in self._listeners:
+            listener(oid, records)
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
         items: dict[StoreKey, Blocks] = {}
-        self._keys = {}
+        previous, self._keys = self._keys, {}
         for obj in objects:
             rendered = self._render(obj)
             if rendered is not None:
-                oid, blocks_by_key = rendered
+                oid, blocks_by_key, records = rendered
                 self._keys[oid] = set(blocks_by_key)
                 items.update(blocks_by_key)
+                self._notify(oid, records)
+        for oid in previous.keys() - self._keys.keys():
+            self._notify(oid, {})
         self.problems.retain(set(self._keys))
         self.store.replace_group(self.group, items)
         self.metrics.set_objects(self.target, len(self._keys))
@@ -50,7 +64,8 @@ class ObjectHandler:
         rendered = self._render(obj)
         if rendered is None:
             return
-        oid, blocks_by_key = rendered
+        oid, blocks_by_key, records = rendered
+        self._notify(oid, records)
         for stale in self._keys.get(oid, set()) - blocks_by_key.keys():
             self.store.delete(self.group, stale)
         for key, blocks in blocks_by_key.items():
@@ -60,12 +75,16 @@ class ObjectHandler:
 
     def delete(self, obj: dict[str, Any]) -> None:
         oid = object_name(obj)
+        if oid in self._keys:
+            self._notify(oid, {})
         for key in self._keys.pop(oid, set()):
             self.store.delete(self.group, key)
         self.problems.forget(*oid)
         self.metrics.set_objects(self.target, len(self._keys))
 
-    def _render(self, obj: Mapping[str, Any]) -> tuple[ObjectId, dict[StoreKey, Blocks]] | None:
+    def _render(
+        self, obj: Mapping[str, Any]
+    ) -> tuple[ObjectId, dict[StoreKey, Blocks], Mapping[Hashable, Any]] | None:
         namespace, name = object_name(obj)
         if not self.spec.wants(name):
             return None
@@ -82,4 +101,4 @@ class ObjectHandler:
             render_problems(problem_blocks, namespace, name, parsed.problems.items)
             blocks_by_key[(source, namespace, name, PROBLEMS)] = problem_blocks
         self.problems.account(obj, namespace, name, parsed.problems.items)
-        return (namespace, name), blocks_by_key
+        return (namespace, name), blocks_by_key, parsed.records or {}

@@ -41,6 +41,13 @@ NODE_NPU_CHIPS = Family(
     "Number of chips in each of the producer's lists per node and resource name.",
     ("source", "node", "resource", "status"),
 )
+NODE_NPU_USABLE_CHIPS = Family(
+    "mindx_node_npu_usable_chips",
+    "gauge",
+    "Chips a job can use now by the vendor's procedure: the available chips, or 0 when the node's "
+    "status or its switch status is UnHealthy.",
+    ("source", "node", "resource"),
+)
 NODE_SUPERPOD_INFO = Family(
     "mindx_node_superpod_info",
     "gauge",
@@ -114,6 +121,7 @@ ALL_FAMILIES: tuple[Family, ...] = (
     NPU_CHIP_FAULT_CODE,
     NPU_CHIP_STATUS,
     NODE_NPU_CHIPS,
+    NODE_NPU_USABLE_CHIPS,
     NODE_STATUS,
     NODE_FAULT_CODE,
     NODE_HEALTH_STATE,

@@ -25,6 +25,7 @@ from exporter.sources.records import (
     NodeView,
     SwitchState,
 )
+from exporter.sources.usable import UsableChips
 
 Blocks = dict[Family, bytes]
 Samples = Iterator[tuple[Sequence[str], float]]
@@ -188,4 +189,14 @@ def render_event_counts(counts: Mapping[tuple[str, str, str], int]) -> Blocks:
     """`mindx_npu_fault_events_total` for one node: (node, reason, fault_level) → count."""
     blocks: Blocks = {}
     add_block(blocks, F.NPU_FAULT_EVENTS, ((key, count) for key, count in sorted(counts.items())))
+    return blocks
+
+
+def render_usable(source: str, usable: UsableChips) -> Blocks:
+    blocks: Blocks = {}
+    add_block(
+        blocks,
+        F.NODE_NPU_USABLE_CHIPS,
+        (((source, usable.node, resource), len(chips)) for resource, chips in sorted(usable.usable.items())),
+    )
     return blocks
