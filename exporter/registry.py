@@ -36,8 +36,9 @@ def _parse_volcano(obj: Mapping[str, Any]) -> Parsed:
     result = volcano.parse_configmap(obj)
     if result.nodes is None and result.retries is None:
         return Parsed(None, result.problems)
-    records: dict[Any, Any] = {("node", n.view.node): n for n in result.nodes or ()}
-    records.update({("job", j.namespace, j.podgroup): j for j in result.retries or ()})
+    # Sub-keys are strings: store keys are tuples of strings, sorted to order the exposition.
+    records: dict[str, Any] = {f"node/{n.view.node}": n for n in result.nodes or ()}
+    records.update({f"job/{j.namespace}/{j.podgroup}": j for j in result.retries or ()})
     return Parsed(records, result.problems)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ class Parsed:
     """A parser's answer for one object: records by sub-key (a node, a job, …) and problems.
     `records` is None when the object is not one of the source's objects."""
 
-    records: Mapping[Hashable, Any] | None
+    records: Mapping[str, Any] | None
     problems: Problems = field(default_factory=Problems)
 
 

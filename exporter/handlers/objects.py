@@ -4,7 +4,7 @@ whose bytes changed touch the store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from exporter.handlers.base import ProblemLog, SourceSpec
@@ -15,9 +15,9 @@ from exporter.metrics.views import Blocks, render_problems
 from exporter.sources.common import object_name
 
 ObjectId = tuple[str, str]  # (namespace, name)
-StoreKey = tuple[str, str, str, Hashable]  # (source, namespace, name, record sub-key)
+StoreKey = tuple[str, str, str, str]  # (source, namespace, name, record sub-key)
 PROBLEMS = "problems"
-RecordListener = Callable[[ObjectId, Mapping[Hashable, Any]], None]
+RecordListener = Callable[[ObjectId, Mapping[str, Any]], None]
 
 
 class ObjectHandler:
@@ -40,7 +40,7 @@ class ObjectHandler:
         series that join several sources."""
         self._listeners.append(listener)
 
-    def _notify(self, oid: ObjectId, records: Mapping[Hashable, Any]) -> None:
+    def _notify(self, oid: ObjectId, records: Mapping[str, Any]) -> None:
         for listener in self._listeners:
             listener(oid, records)
 
@@ -84,7 +84,7 @@ class ObjectHandler:
 
     def _render(
         self, obj: Mapping[str, Any]
-    ) -> tuple[ObjectId, dict[StoreKey, Blocks], Mapping[Hashable, Any]] | None:
+    ) -> tuple[ObjectId, dict[StoreKey, Blocks], Mapping[str, Any]] | None:
         namespace, name = object_name(obj)
         if not self.spec.wants(name):
             return None

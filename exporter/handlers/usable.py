@@ -4,7 +4,7 @@ ClusterD is not watched. It joins two sources, so it listens to both handlers.""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from exporter.metrics.store import MetricsStore
@@ -25,7 +25,7 @@ class DevicePluginUsable:
         self._node_status: dict[str, str] = {}
         self._status_owner: dict[ObjectId, str] = {}
 
-    def device_plugin(self, oid: ObjectId, records: Mapping[Hashable, Any]) -> None:
+    def device_plugin(self, oid: ObjectId, records: Mapping[str, Any]) -> None:
         view = next((r for r in records.values() if isinstance(r, NodeView)), None)
         old = self._view_owner.pop(oid, None)
         if old is not None:
@@ -37,7 +37,7 @@ class DevicePluginUsable:
             assert node is not None
             self._refresh(node)
 
-    def noded(self, oid: ObjectId, records: Mapping[Hashable, Any]) -> None:
+    def noded(self, oid: ObjectId, records: Mapping[str, Any]) -> None:
         record = next((r for r in records.values() if isinstance(r, NodeStatusRecord)), None)
         old = self._status_owner.pop(oid, None)
         if old is not None:

@@ -35,6 +35,9 @@ class MetricsStore:
         self._groups: dict[Hashable, set[Key]] = {}
         self._generation = 0
         self._body: _Body | None = None
+        # Families that gained a key since the last render: their blocks are re-sorted by key
+        # then, so the body's order depends only on the content, never on the update history.
+        self._unsorted: set[Family] = set()
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -44,14 +47,13 @@ class MetricsStore:
         self._groups.setdefault(group, set()).add(key)
         if self._same(key, blocks):
             return False
-        self._drop(key)
         self._put(key, blocks)
         self._generation += 1
         return True
 
     def delete(self, group: Hashable, key: Key) -> None:
         if key in self._families_of:
-            self._drop(key)
+            self._put(key, {})
             self._generation += 1
         members = self._groups.get(group)
         if members is not None:
@@ -60,12 +62,14 @@ class MetricsStore:
     def replace_group(self, group: Hashable, items: Mapping[Any, Mapping[Family, bytes]]) -> None:
         """A relist: the group's keys become exactly `items`, in one step."""
         for key in self._groups.get(group, set()) - items.keys():
-            self._drop(key)
+            self._put(key, {})
         for key, blocks in items.items():
-            self._drop(key)
             self._put(key, blocks)
         self._groups[group] = set(items)
         self._generation += 1
+
+    def keys(self, group: Hashable) -> frozenset[Key]:
+        return frozenset(self._groups.get(group, ()))
 
     def _same(self, key: Key, blocks: Mapping[Family, bytes]) -> bool:
         present = [family for family, block in blocks.items() if block]
@@ -73,21 +77,23 @@ class MetricsStore:
             return False
         return all(self._blocks[family][key] == blocks[family] for family in present)
 
-    def keys(self, group: Hashable) -> frozenset[Key]:
-        return frozenset(self._groups.get(group, ()))
-
     def _put(self, key: Key, blocks: Mapping[Family, bytes]) -> None:
+        """Make `key`'s blocks exactly `blocks`. Existing entries are updated in place, so a
+        family's order only needs re-sorting when a key is new to it."""
+        old = self._families_of.pop(key, ())
         present = []
         for family, block in blocks.items():
             if block:
-                self._blocks[family][key] = block
+                per_key = self._blocks[family]
+                if key not in per_key:
+                    self._unsorted.add(family)
+                per_key[key] = block
                 present.append(family)
+        for family in old:
+            if family not in present:
+                del self._blocks[family][key]
         if present:
             self._families_of[key] = tuple(present)
-
-    def _drop(self, key: Key) -> None:
-        for family in self._families_of.pop(key, ()):
-            del self._blocks[family][key]
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -121,9 +127,16 @@ class MetricsStore:
         return self._body
 
     def _render(self) -> bytes:
+        for family in self._unsorted:
+            self._blocks[family] = dict(sorted(self._blocks[family].items(), key=_sort_key))
+        self._unsorted.clear()
         parts: list[bytes] = []
         for family in self.families:
             blocks = self._blocks[family]
             parts.append(self._headers[family])
             parts.extend(blocks.values())
         return b"".join(parts)
+
+
+def _sort_key(item: tuple[Key, bytes]) -> Any:
+    return item[0]
