@@ -1,0 +1,643 @@
+"""The simulated cluster: everything it writes parses with the project's parsers without a single
+problem and says what the model says; it is repeatable; ClusterD shards like the real one; every
+kind of fault shows up and goes away; and the runner feeds a live API test server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import pytest
+
+from exporter.apiserver import KubeApiTestServer, Store
+from exporter.simulator import (
+    DEFAULT_START_TIME,
+    KINDS,
+    ClusterDProducer,
+    ClusterModel,
+    ClusterSimulator,
+    FaultRates,
+    FaultTransition,
+    Node,
+    deviceplugin_configmap,
+    fault_event,
+    noded_configmap,
+    split_by_size,
+)
+from exporter.simulator.model import (
+    MANUAL,
+    SWITCH_NODE_STATUS,
+    ChipFault,
+    FaultCodeState,
+    ManualSeparation,
+    NodeDevice,
+    SwitchFault,
+    Upgrade,
+)
+from exporter.simulator.producers import clusterd_device_value, clusterd_node_value, clusterd_switch_value
+from exporter.sources import clusterd, deviceplugin, events, noded, volcano
+from exporter.sources.common import CHIP_LEVELS, Problems
+from exporter.sources.records import NodeChips
+from tests.helpers import fixture
+
+SMALL_SHARDS = 12_000  # bytes: forces several ClusterD shards on a 50-node cluster
+
+
+def make_sim(seed: int = 7, nodes: int = 50, **options: Any) -> ClusterSimulator:
+    options.setdefault("start_time", DEFAULT_START_TIME)
+    options.setdefault("warmup", 3600.0)
+    return ClusterSimulator(Store(), nodes=nodes, seed=seed, **options)
+
+
+def run(sim: ClusterSimulator, steps: int, dt: float = 30.0, report_every: int = 10) -> None:
+    sim.populate()
+    for i in range(steps):
+        sim.advance(dt)
+        if i % report_every == 0:
+            sim.report_clusterd()
+            sim.report_volcano()
+    sim.report_clusterd()
+    sim.report_volcano()
+
+
+def configmaps(store: Store, namespace: str) -> dict[str, dict[str, Any]]:
+    return {cm["metadata"]["name"]: cm for cm in store.list("configmaps", namespace)}
+
+
+def assert_clean(problems: Problems, what: str) -> None:
+    assert not problems.items, f"{what}: {problems.items}"
+
+
+# --- expectations computed from the model ------------------------------------------------------------
+
+
+def expected_faults(node: Node, clusterd_view: bool = False) -> dict[tuple[str, str], tuple[str, set[str]]]:
+    """(npu, fault_type) → (fault_handling, codes). ClusterD drops ManuallySeparateNPU codes."""
+    faults = {}
+    for npu, fault_type, handling, codes in node.fault_entries():
+        kept = {c.code for c in codes if not (clusterd_view and c.level == MANUAL)}
+        faults[(npu, fault_type)] = (handling, kept)
+    return faults
+
+
+def parsed_faults(chips: NodeChips) -> dict[tuple[str, str], tuple[str, set[str]]]:
+    return {(f.npu, f.fault_type): (f.fault_handling, {c.code for c in f.codes}) for f in chips.faults}
+
+
+def parsed_lists(chips: NodeChips) -> dict[str, tuple[str, ...]]:
+    assert len(chips.resources) == 1
+    lists = chips.resources[0].lists
+    return {
+        status: lists.get(status, ())
+        for status in ("available", "unhealthy", "network_unhealthy", "recovering")
+    }
+
+
+def clusterd_status(node: Node, status: str) -> str:
+    """ClusterD's rewrite: PreSeparate becomes Healthy while the node's NPUs are in use, else UnHealthy."""
+    if status == "PreSeparate":
+        return "Healthy" if node.busy else "UnHealthy"
+    return status
+
+
+def expected_health(node: Node) -> str:
+    node_status = clusterd_status(node, node.noded_status())
+    switch_status = clusterd_status(node, node.switch_status())
+    if "UnHealthy" in (node_status, switch_status):
+        return "NodeUnhealthy"
+    lists = node.chip_lists()
+    if lists["unhealthy"]:
+        return "CardUnhealthy"
+    if lists["network_unhealthy"]:
+        return "CardNetworkUnhealthy"
+    return "Healthy"
+
+
+def check_chip_invariants(node: Node) -> None:
+    """The DP list semantics of spec §2.3, checked against the model's primitive state."""
+    lists = node.chip_lists()
+    names = node.kind.names
+    for chip, name in enumerate(names):
+        level = node.chip_level(chip)
+        busy = node.is_busy(chip)
+        tolerated = level in ("PreSeparateNPU", "FreeRestartNPU") and busy
+        unhealthy = level not in ("NormalNPU", "NotHandleFault", "SubHealthFault") and not tolerated
+        assert (name in lists["unhealthy"]) == unhealthy, (node, name, level, busy)
+        assert (name in lists["available"]) == (not unhealthy and not busy and chip not in node.recovering)
+        net = node.net_level(chip) not in ("NormalNPU", "NotHandleFault")
+        assert (name in lists["network_unhealthy"]) == (node.kind.network and net)
+    for values in lists.values():
+        assert list(values) == sorted(values)  # byte-sorted, like sets.String.List()
+
+
+# --- the objects -------------------------------------------------------------------------------------
+
+
+def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
+    sim = make_sim(seed=7, shard_limit=SMALL_SHARDS, event_ttl=1e9)
+    run(sim, steps=240)
+    model, store = sim.model, sim.store
+
+    # S1 device plugin: one CM per node, CheckCodes verify, parsed state = model state.
+    dp = configmaps(store, "kube-system")
+    assert set(dp) == {f"mindx-dl-deviceinfo-{n.name}" for n in model.nodes}
+    for node in model.nodes:
+        cm = dp[f"mindx-dl-deviceinfo-{node.name}"]
+        assert cm["metadata"]["labels"] == {"mx-consumer-cim": "true"}
+        result = deviceplugin.parse_configmap(cm)
+        assert_clean(result.problems, node.name)
+        info = json.loads(cm["data"]["DeviceInfoCfg"])
+        assert deviceplugin.verify_checkcode(info["DeviceInfo"], info["CheckCode"])
+        view = result.view
+        assert view is not None and view.chips is not None
+        check_chip_invariants(node)
+        assert parsed_lists(view.chips) == node.chip_lists()
+        assert view.chips.resources[0].resource == node.kind.resource
+        assert parsed_faults(view.chips) == expected_faults(node)
+        assert view.chips.manually_separated == node.manually_separated()
+        for fault in view.chips.faults:  # per-code times and levels
+            chip_fault = (
+                node.net_faults if fault.fault_type == "CardNetworkUnhealthy" else node.chip_faults
+            ).get(node.kind.names.index(fault.npu))
+            for code in fault.codes:
+                assert chip_fault is not None
+                state = chip_fault.codes[code.code]
+                assert (code.level, code.raised_at) == (state.level, state.time_ms / 1000)
+        has_switch = node.kind.key in ("A3", "A5")
+        assert ("SwitchInfoCfg" in cm["data"]) == has_switch
+        if has_switch:
+            assert view.switch is not None
+            assert (view.switch.fault_level, view.switch.node_status) == (
+                node.switch_level(),
+                node.switch_status(),
+            )
+            assert {
+                (f.fault_code, f.switch_chip_id, f.switch_port_id, f.fault_level) for f in view.switch.faults
+            } == {(f.code, str(f.chip_id), str(f.port_id), f.level) for f in node.switch_faults.values()}
+        if node.kind.super_pod:
+            assert view.superpod is not None
+            assert (view.superpod.super_pod_id, view.superpod.server_index) == (
+                node.super_pod_id,
+                node.server_index,
+            )
+            assert view.superpod.rack_id == node.rack_id
+        else:
+            assert view.superpod is None
+
+    # S3 NodeD: a CM exactly for the nodes with fault devices.
+    nodeinfo = {
+        name: cm
+        for name, cm in configmaps(store, "mindx-dl").items()
+        if name.startswith("mindx-dl-nodeinfo-")
+    }
+    assert set(nodeinfo) == {f"mindx-dl-nodeinfo-{n.name}" for n in model.nodes if n.node_faults}
+    for node in model.nodes:
+        if not node.node_faults:
+            continue
+        ndresult = noded.parse_configmap(nodeinfo[f"mindx-dl-nodeinfo-{node.name}"])
+        assert_clean(ndresult.problems, node.name)
+        assert ndresult.record is not None
+        assert ndresult.record.status == node.noded_status()
+        assert ndresult.record.update_time == node.noded_update_time
+        assert {
+            (d.device_type, d.device_id, d.fault_codes, d.fault_level) for d in ndresult.record.devices
+        } == {(d.device_type, str(d.device_id), tuple(d.codes), d.level) for d in node.node_faults.values()}
+
+    # S4 ClusterD node CM: NodeStatus rewritten.
+    cd = configmaps(store, "mindx-dl")
+    cmresult = clusterd.parse_node_cm(cd["cluster-info-node-cm"])
+    assert_clean(cmresult.problems, "cluster-info-node-cm")
+    assert cmresult.records is not None
+    assert {n: r.status for n, r in cmresult.records.items()} == {
+        n.name: clusterd_status(n, n.noded_status()) for n in model.nodes if n.node_faults
+    }
+
+    # S5 ClusterD device shards: several, every node exactly once, ClusterD's rewrite rules.
+    device_names = sorted(n for n in cd if clusterd.is_device_shard(n))
+    assert len(device_names) > 1
+    seen: Counter[str] = Counter()
+    for name in device_names:
+        shard = clusterd.parse_device_shard(cd[name])
+        assert_clean(shard.problems, name)
+        assert shard.entries is not None
+        assert len(cd[name]["data"][name].encode()) <= SMALL_SHARDS
+        seen.update(shard.entries.keys())
+        for node_name, entry in shard.entries.items():
+            node = model.node_by_name[node_name]
+            chips = entry.view.chips
+            assert chips is not None
+            assert parsed_lists(chips) == node.chip_lists()
+            assert parsed_faults(chips) == expected_faults(node, clusterd_view=True)
+            manual = {npu for (npu, _), (handling, _) in expected_faults(node).items() if handling == MANUAL}
+            assert set(chips.manually_separated) == manual
+            assert entry.update_time_raw == node.update_time
+    assert seen == Counter(n.name for n in model.nodes)
+
+    # S6 ClusterD switch shards: the A3 and A5 nodes.
+    switch_seen: Counter[str] = Counter()
+    for name in (n for n in cd if clusterd.is_switch_shard(n)):
+        sw = clusterd.parse_switch_shard(cd[name])
+        assert_clean(sw.problems, name)
+        assert sw.entries is not None
+        switch_seen.update(sw.entries.keys())
+        for node_name, sentry in sw.entries.items():
+            node = model.node_by_name[node_name]
+            assert sentry.state.node_status == clusterd_status(node, node.switch_status())
+            assert sentry.state.fault_level == node.switch_level()
+    assert switch_seen == Counter(n.name for n in model.nodes if n.kind.key in ("A3", "A5"))
+
+    # S7 Volcano: fault nodes with ClusterD's view, retry budgets of the running jobs.
+    vc = store.get("configmaps", "volcano-system", "vcjob-fault-npu-cm")
+    assert "labels" not in vc["metadata"]
+    vresult = volcano.parse_configmap(vc)
+    assert_clean(vresult.problems, "vcjob-fault-npu-cm")
+    assert vresult.nodes is not None and vresult.retries is not None
+    states = {n.view.node: n.health_state for n in vresult.nodes}
+    assert states == {n.name: expected_health(n) for n in model.nodes if expected_health(n) != "Healthy"}
+    assert {(r.namespace, r.podgroup, r.job_uid, r.times) for r in vresult.retries} == {
+        (j.namespace, j.podgroup, j.uid, j.times) for j in model.jobs.values()
+    }
+
+    # S2 Events: every one is a device-plugin fault event in the spec's format.
+    evs = store.list("events", "kube-system")
+    assert evs
+    for ev in evs:
+        evresult = events.parse_event(ev)
+        assert_clean(evresult.problems, ev["metadata"]["name"])
+        record = evresult.record
+        assert record is not None
+        node = model.node_by_name[record.node]
+        assert ev["involvedObject"] == {"kind": "pod", "namespace": "kube-system", "name": node.dp_pod}
+        assert "count" not in ev and ev["firstTimestamp"] is None
+        assert record.reason in ("Occur", "Recovery", "Notice")
+        assert (record.logic_id != "") == (node.kind.key == "A5")
+        assert len(record.fault_codes) == 1
+        assert ev["metadata"]["name"].startswith(node.dp_pod + ".")
+
+
+def test_objects_match_the_fixture_formats() -> None:
+    """Byte-level conventions seen in the fixtures: key order, zero structs, JSON-in-JSON."""
+    sim = make_sim(seed=3, mix={"A3": 1, "A5": 1, "A2": 1, "310P": 1}, nodes=8)
+    sim.populate()
+    dp = configmaps(sim.store, "kube-system")
+    for node in sim.model.nodes:
+        data = dp[f"mindx-dl-deviceinfo-{node.name}"]["data"]
+        expected_keys = ["Description", "DeviceInfoCfg", "ManuallySeparateNPU", "UpgradeFaultReason"]
+        if node.kind.key in ("A3", "A5"):
+            expected_keys.insert(3, "SwitchInfoCfg")
+        assert list(data) == expected_keys
+        info = data["DeviceInfoCfg"]
+        assert info.startswith('{"DeviceInfo":{"DeviceList":{')
+        assert ('"RackID":' in info) == (node.kind.key == "A5")
+        device_list = json.loads(info)["DeviceInfo"]["DeviceList"]
+        assert list(device_list) == sorted(device_list)
+        suffixes = {k.removeprefix(node.kind.resource) for k in device_list}
+        if node.kind.key == "310P":
+            assert suffixes == {"", "-Fault", "-Unhealthy"}
+        else:
+            assert suffixes == {"", "-Fault", "-NetworkUnhealthy", "-Recovering", "-Unhealthy"}
+        if node.kind.key == "A5":
+            assert data["SwitchInfoCfg"] == (
+                '{"FaultCode":null,"FaultLevel":"","UpdateTime":0,"NodeStatus":"","FaultTimeAndLevelMap":null}'
+            )
+
+
+def test_same_seed_same_objects_different_seed_different() -> None:
+    def snapshot(seed: int) -> list[Any]:
+        sim = make_sim(seed=seed, shard_limit=SMALL_SHARDS)
+        run(sim, steps=60)
+        objects = []
+        for resource in ("configmaps", "events"):
+            for obj in sim.store.list(resource):
+                meta = {
+                    k: v
+                    for k, v in obj["metadata"].items()
+                    if k not in ("uid", "creationTimestamp", "resourceVersion")
+                }
+                objects.append({**obj, "metadata": meta})
+        return objects
+
+    first = snapshot(11)
+    assert first == snapshot(11)
+    assert first != snapshot(12)
+
+
+# --- ClusterD sharding ---------------------------------------------------------------------------------
+
+
+def shard_members(objects: list[dict[str, Any]], prefix: str) -> list[set[str]]:
+    members = []
+    for obj in objects:
+        name = obj["metadata"]["name"]
+        if name.startswith(prefix):
+            value = obj["data"][name]
+            members.append(set(json.loads(value)) if value else set())
+    return members
+
+
+def test_clusterd_shards_split_by_size_and_redraw_membership() -> None:
+    model = ClusterModel(60, seed=5, warmup=1800.0)
+    producer = ClusterDProducer(seed=5, shard_limit=8000)
+    first = producer.report(model)
+    assert [o["metadata"]["name"] for o in first][-1].startswith("cluster-info-device-")
+    shards = shard_members(first, "cluster-info-device-")
+    assert len(shards) >= 3
+    for obj in first:
+        (value,) = obj["data"].values()
+        assert len(value.encode()) <= 8000
+        assert obj["metadata"]["labels"] == {"mx-consumer-volcano": "true"}
+    everyone = {f"mindx-dl-deviceinfo-{n.name}" for n in model.nodes}
+    assert set().union(*shards) == everyone
+    assert sum(len(s) for s in shards) == len(everyone)  # each node in exactly one shard
+    # Each shard holds the largest prefix that fits: the entry that came next in the drawn order (one
+    # of the next shard's, at most its largest) would have overflowed it.
+    for obj, nxt in itertools.pairwise(first):
+        name, next_name = obj["metadata"]["name"], nxt["metadata"]["name"]
+        if name.startswith("cluster-info-device-") and next_name.startswith("cluster-info-device-"):
+            parts = json.loads(nxt["data"][next_name]).items()
+            largest = max(len(json.dumps({k: v}, separators=(",", ":"))) - 2 for k, v in parts)
+            assert len(obj["data"][name]) + 1 + largest > 8000
+
+    second = shard_members(producer.report(model), "cluster-info-device-")
+    assert len(second) == len(shards)
+    assert second != shards  # random order re-drawn at every report
+    assert set().union(*second) == everyone
+
+    # Shard count only grows: when everything fits again, the surplus shards are written as "".
+    producer.shard_limit = 10_000_000
+    third = producer.report(model)
+    values = [
+        o["data"][o["metadata"]["name"]]
+        for o in third
+        if o["metadata"]["name"].startswith("cluster-info-device-")
+    ]
+    assert len(values) == len(shards)
+    assert set(json.loads(values[0])) == everyone
+    assert values[1:] == [""] * (len(shards) - 1)
+    for obj in third:
+        assert_clean(clusterd.parse_device_shard(obj).problems, obj["metadata"]["name"])
+
+
+def test_split_by_size() -> None:
+    # {"a":1} style: entries of 10 bytes; a shard of n entries is 2 + 10n + (n - 1) bytes.
+    assert split_by_size([10] * 5, 1000) == [(0, 5)]
+    assert split_by_size([10] * 5, 2 + 10 * 2 + 1) == [(0, 2), (2, 4), (4, 5)]
+    assert split_by_size([10] * 5, 2 + 10 * 2) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert split_by_size([50, 10], 30) == [(0, 1), (1, 2)]  # an oversized entry gets a shard alone
+    assert split_by_size([], 100) == [(0, 0)]
+
+
+# --- liveliness ----------------------------------------------------------------------------------------
+
+
+def test_every_fault_kind_appears_and_recovers_at_demo_rates() -> None:
+    sim = make_sim(seed=1, nodes=50, warmup=0.0, event_ttl=1e9)
+    sim.populate()
+    store = sim.store
+    handlings: set[tuple[str, str]] = set()
+    switch_levels: set[str] = set()
+    switch_statuses: set[str] = set()
+    node_statuses: set[str] = set()
+    retries: set[int] = set()
+    ever: set[tuple[str, str, str]] = set()
+    recovered: set[tuple[str, str, str]] = set()
+    recovering = False
+    wanted_handlings = {("CardUnhealthy", level) for level in CHIP_LEVELS[1:]} | {
+        ("CardNetworkUnhealthy", "NotHandleFault"),
+        ("CardNetworkUnhealthy", "PreSeparateNPU"),
+    }
+
+    def complete() -> bool:
+        return (
+            wanted_handlings <= handlings
+            and {"NotHandle", "SubHealthFault", "PreSeparate", "Separate"} <= switch_levels
+            and {"PreSeparate", "UnHealthy"} <= node_statuses
+            and 0 in retries
+            and recovering
+            and len(recovered) >= 10
+        )
+
+    steps = 0
+    current: set[tuple[str, str, str]] = set()
+    while not complete():
+        steps += 1
+        assert steps <= 600, "not every fault kind appeared within 600 steps of 30 s"
+        result = sim.advance(30.0)
+        for index in result.dp_changed:
+            node = sim.model.nodes[index]
+            view = deviceplugin.parse_configmap(
+                store.get("configmaps", "kube-system", f"mindx-dl-deviceinfo-{node.name}")
+            ).view
+            assert view is not None and view.chips is not None
+            present = {(node.name, f.npu, f.fault_type) for f in view.chips.faults}
+            gone = {key for key in current if key[0] == node.name} - present
+            recovered |= gone
+            current = (current - gone) | present
+            ever |= present
+            handlings |= {(f.fault_type, f.fault_handling) for f in view.chips.faults}
+            recovering = recovering or any(r.lists.get("recovering") for r in view.chips.resources)
+            if view.switch is not None and view.switch.fault_level:
+                switch_levels.add(view.switch.fault_level)
+                switch_statuses.add(view.switch.node_status)
+        for cm in store.list("configmaps", "mindx-dl"):
+            record = noded.parse_configmap(cm).record
+            if record is not None:
+                node_statuses.add(record.status)
+        sim.report_volcano()
+        vresult = volcano.parse_configmap(store.get("configmaps", "volcano-system", "vcjob-fault-npu-cm"))
+        retries |= {r.times for r in vresult.retries or ()}
+
+    assert switch_statuses >= {"Healthy", "SubHealthy", "UnHealthy"} or switch_statuses >= {"PreSeparate"}
+    reasons = Counter(ev["reason"] for ev in store.list("events", "kube-system"))
+    assert reasons["Occur"] and reasons["Recovery"]
+    assert recovered <= ever
+
+
+def test_switch_node_status_follows_the_level() -> None:
+    model = ClusterModel(40, seed=2, mix={"A3": 1}, warmup=4 * 3600.0)
+    seen = 0
+    for node in model.nodes:
+        level = node.switch_level()
+        if level and not node.recovering:
+            assert node.switch_status() == SWITCH_NODE_STATUS[level]
+            seen += 1
+        elif not level:
+            assert node.switch_status() == "Healthy"
+    assert seen
+
+
+def test_calm_rates_keep_most_nodes_healthy() -> None:
+    model = ClusterModel(2000, seed=4, rates=FaultRates.calm(), warmup=6 * 3600.0)
+    faulty = sum(1 for _ in model.faulty_nodes())
+    assert 0 < faulty < 0.1 * len(model.nodes)
+
+
+# --- the runner against a live API server --------------------------------------------------------------
+
+
+async def test_runner_writes_through_a_live_api_server() -> None:
+    async with KubeApiTestServer(bookmark_interval=0.2) as api:
+        sim = ClusterSimulator(
+            api.store,
+            nodes=20,
+            seed=3,
+            time_scale=600.0,
+            tick=0.05,
+            clusterd_interval=0.2,
+            volcano_interval=0.1,
+        )
+        sim.populate()
+        rv = api.store.resource_version
+        seen: Counter[tuple[str, str]] = Counter()
+        async with aiohttp.ClientSession() as session:
+            url = f"{api.url}/api/v1/configmaps?watch=1&resourceVersion={rv}"
+            async with sim, session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                assert resp.status == 200
+                while not (
+                    seen["MODIFIED", "deviceinfo"]
+                    and seen["MODIFIED", "cluster-info"]
+                    and seen["MODIFIED", "vcjob"]
+                ):
+                    line = await asyncio.wait_for(resp.content.readline(), timeout=5)
+                    event = json.loads(line)
+                    name = event["object"]["metadata"]["name"]
+                    kind = next(
+                        (k for k in ("deviceinfo", "nodeinfo", "cluster-info", "vcjob") if k in name), name
+                    )
+                    seen[event["type"], kind] += 1
+                assert sim.running
+        assert not sim.running
+        assert sim.stats.clusterd_reports >= 1 and sim.stats.volcano_writes >= 2
+        assert api.store.count("events") == sim.stats.events_written - sim.stats.events_expired
+
+
+async def test_writes_per_second_paces_device_plugin_updates() -> None:
+    store = Store()
+    sim = ClusterSimulator(
+        store,
+        nodes=300,
+        seed=9,
+        rates=FaultRates.calm(),
+        time_scale=1.0,
+        writes_per_second=200.0,
+        clusterd_interval=None,
+        volcano_interval=None,
+    )
+    sim.populate()
+    before_rv = store.resource_version
+    before = sim.stats.dp_writes
+    async with sim:
+        await asyncio.sleep(0.5)
+    written = sim.stats.dp_writes - before
+    assert 30 <= written <= 170, written  # 200/s for 0.5 s, with slack for a loaded machine
+    assert store.resource_version > before_rv
+
+
+@pytest.mark.parametrize("kind", ["A2", "A3", "A5", "310P"])
+def test_each_kind_alone(kind: str) -> None:
+    sim = make_sim(seed=13, nodes=6, mix={kind: 1})
+    run(sim, steps=30)
+    for cm in sim.store.list("configmaps"):
+        for parse in (deviceplugin.parse_configmap, noded.parse_configmap):
+            assert_clean(parse(cm).problems, cm["metadata"]["name"])
+        assert_clean(clusterd.parse_device_shard(cm).problems, cm["metadata"]["name"])
+        assert_clean(clusterd.parse_switch_shard(cm).problems, cm["metadata"]["name"])
+        assert_clean(volcano.parse_configmap(cm).problems, cm["metadata"]["name"])
+
+
+# --- byte-for-byte against the fixtures ----------------------------------------------------------------
+
+
+def fixture_node135() -> Node:
+    """The state behind tests/fixtures/deviceinfo-node135-a3-switchfault.json."""
+    node = Node(0, "node135", KINDS["A3"], "ascend-device-plugin-daemonset-910-a3-x")
+    node.super_pod_id, node.server_index = 3, 5
+    node.update_time = 1744182100
+    node.busy = sum(1 << chip for chip in (0, 1, 2, 4, 5, 6, 7))
+    restart = ChipFault(node, 12, network=False)
+    restart.codes["80C98009"] = FaultCodeState("80C98009", "RestartRequest", "RestartRequest", 1744181990456)
+    manual = ChipFault(node, 3, network=False)
+    manual.codes["80E01801"] = FaultCodeState("80E01801", "RestartBusiness", MANUAL, 1744170000000)
+    node.chip_faults = {12: restart, 3: manual}
+    node.manual = {3: ManualSeparation(node, 3, "chip")}
+    node.upgrades = {3: [Upgrade(1744170000000, "80e01801", MANUAL, "FaultFrequency")]}
+    fault = SwitchFault(node, "[0x08520003,na,npu,na]", 139591683, "Separate", 0, 12, 1, 3, 2, 1744181000123)
+    node.switch_faults = {fault.key: fault}
+    return node
+
+
+def fixture_node150() -> Node:
+    node = Node(1, "node150", KINDS["A5"], "ascend-device-plugin-daemonset-npu-x")
+    node.super_pod_id, node.server_index, node.rack_id = 1, 0, 2
+    node.update_time = 1744182010
+    link = ChipFault(node, 5, network=True)
+    link.codes["81078607"] = FaultCodeState("81078607", "NotHandleFault", "NotHandleFault", 1744181500321)
+    node.net_faults = {5: link}
+    return node
+
+
+def shard_entry(fixture_name: str, key: str) -> str:
+    """One node's `"key":{...}` text inside a ClusterD fixture shard, as written."""
+    value = fixture(fixture_name)["data"][fixture_name.removesuffix(".json")]
+    start = value.index(f'"{key}":')
+    depth, end = 0, start
+    for end in range(value.index("{", start), len(value)):
+        depth += {"{": 1, "}": -1}.get(value[end], 0)
+        if depth == 0:
+            break
+    return value[start : end + 1]
+
+
+def test_reproduces_the_fixtures_byte_for_byte() -> None:
+    node135, node150 = fixture_node135(), fixture_node150()
+    for node, name in (
+        (node135, "deviceinfo-node135-a3-switchfault.json"),
+        (node150, "deviceinfo-node150-a5-npu.json"),
+    ):
+        expected = fixture(name)
+        cm = deviceplugin_configmap(node)
+        assert cm["data"] == expected["data"]
+        assert cm["metadata"]["labels"] == expected["metadata"]["labels"]
+
+    healthy = Node(2, "node134", KINDS["A2"], "pod")
+    assert (
+        deviceplugin_configmap(healthy, 1744181950)["data"]
+        == fixture("deviceinfo-node134-healthy.json")["data"]
+    )
+
+    # ClusterD's copies: codes re-merged, ManuallySeparateNPU codes dropped, RackID 0 for non-A5.
+    for node in (node135, node150):
+        key = f"mindx-dl-deviceinfo-{node.name}"
+        assert f'"{key}":{clusterd_device_value(node)}' == shard_entry("cluster-info-device-0.json", key)
+        key = f"mindx-dl-switchinfo-{node.name}"
+        assert f'"{key}":{clusterd_switch_value(node)}' == shard_entry("cluster-info-switch-0.json", key)
+
+    # NodeD and ClusterD's node CM.
+    node136 = Node(3, "node136", KINDS["A2"], "pod")
+    node136.noded_update_time = 1744181890
+    node136.node_faults = {
+        ("Mainboard", 0): NodeDevice(node136, "Mainboard", 0, {"2C000031": "SeparateFault"}),
+        ("PSU", 2): NodeDevice(node136, "PSU", 2, {"0300000D": "NotHandleFault"}),
+    }
+    expected_nd = fixture("nodeinfo-node136-unhealthy.json")
+    nd = noded_configmap(node136, expected_nd["metadata"]["ownerReferences"][0]["uid"])
+    assert nd is not None
+    assert nd["data"] == expected_nd["data"]
+    assert nd["metadata"]["ownerReferences"] == expected_nd["metadata"]["ownerReferences"]
+    key = "mindx-dl-nodeinfo-node136"
+    assert f'"{key}":{clusterd_node_value(node136)}' == shard_entry("cluster-info-node-cm.json", key)
+
+    # A device-plugin Event (node133 is an A3 node: two chips per card).
+    node133 = Node(4, "node133", KINDS["A3"], "ascend-device-plugin-daemonset-910-dlpmv")
+    transition = FaultTransition(4, 4, "80E18402", "Occur", "SeparateNPU", 1744167455901)
+    expected_ev = fixture("event-deviceplugin-node133-occur.json")
+    event = fault_event(node133, transition)
+    ignored = ("uid", "resourceVersion", "creationTimestamp")
+    assert event["metadata"] == {k: v for k, v in expected_ev["metadata"].items() if k not in ignored}
+    assert {k: v for k, v in event.items() if k != "metadata"} == {
+        k: v for k, v in expected_ev.items() if k != "metadata"
+    }
