@@ -33,6 +33,8 @@ from exporter.metrics.views import (
 )
 from exporter.sources import clusterd
 from exporter.sources.common import Problems, object_name
+from exporter.sources.shards import newest
+from exporter.sources.shards import resource_version as _resource_version
 from exporter.sources.usable import usable_chips
 
 Entry = TypeVar("Entry")
@@ -129,15 +131,11 @@ class ShardMerger(Generic[Entry]):
         return [shard for name, shard in self._shards.items() if name not in self._stale]
 
     def _best(self, node: str) -> Entry | None:
-        best: tuple[int, int] | None = None
-        chosen: Entry | None = None
-        for shard in self._live():
-            entry = shard.entries.get(node)
-            if entry is not None:
-                rank = (self._stamp(entry), shard.resource_version)
-                if best is None or rank > best:
-                    best, chosen = rank, entry
-        return chosen
+        return newest(
+            (self._stamp(entry), shard.resource_version, entry)
+            for shard in self._live()
+            if (entry := shard.entries.get(node)) is not None
+        )
 
     def _resolve(self, node: str, changes: Changes) -> None:
         best = self._best(node)
@@ -337,12 +335,3 @@ class ClusterdHandler:
             blocks: Blocks = {}
             render_problems(blocks, namespace, name, problems.items)
             items[(SOURCE, namespace, name, "problems")] = blocks
-
-
-def _resource_version(obj: Mapping[str, Any]) -> int:
-    meta = obj.get("metadata")
-    value = meta.get("resourceVersion") if isinstance(meta, dict) else None
-    try:
-        return int(value) if isinstance(value, str) else 0
-    except ValueError:
-        return 0

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from exporter.kube.client import ApiError, KubeClient
+from exporter.kube.listing import list_all
 from exporter.logs import event
 
 log = logging.getLogger("exporter.reflector")
@@ -70,6 +71,8 @@ class ReflectorOptions:
     backoff_initial: float = 0.8
     backoff_max: float = 30.0
     retry_after_max: float = 300.0
+    # One LIST request (page) that has not finished after this many seconds is aborted and retried.
+    list_timeout: float = 60.0
 
 
 class _Relist(Exception):
@@ -164,24 +167,10 @@ class Reflector:
     async def _list(self, reason: str) -> None:
         """A paginated LIST; the sink gets the whole result at once. An expired continue token
         restarts the list from scratch (the pages would not be one consistent snapshot)."""
-        objects: list[K8sObject] = []
-        params = self._selectors()
-        params["limit"] = str(self.options.page_size)
-        continue_token = ""
         started = time.monotonic()
-        while True:
-            page_params = dict(params, **({"continue": continue_token} if continue_token else {}))
-            page = await self.client.get_json(self.target.path, page_params)
-            items = page.get("items")
-            if isinstance(items, list):
-                objects.extend(item for item in items if isinstance(item, dict))
-            meta = page.get("metadata")
-            if not isinstance(meta, dict):
-                meta = {}
-            continue_token = str(meta.get("continue") or "")
-            if not continue_token:
-                self.resource_version = str(meta.get("resourceVersion") or "")
-                break
+        listed = await list_all(self.client, self.target.path, self._selectors(), self.options.page_size)
+        objects = listed.objects
+        self.resource_version = listed.resource_version
         self._safely(self.sink.replace, objects)
         self.observer.listed(self.target, reason, len(objects))
         self.synced.set()
