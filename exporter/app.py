@@ -14,6 +14,7 @@ from aiohttp import web
 from exporter.handlers.base import SourceSpec
 from exporter.handlers.objects import ObjectHandler
 from exporter.handlers.usable import DevicePluginUsable
+from exporter.httpserver import HttpLimits, server_middlewares
 from exporter.kube.client import KubeClient
 from exporter.kube.config import ClusterAccess
 from exporter.kube.reflector import Reflector, ReflectorOptions, WatchTarget
@@ -23,6 +24,7 @@ from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.registry import SOURCES
 from exporter.server import build_app, parse_listen_address
+from exporter.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
 
@@ -62,6 +64,8 @@ class ExporterConfig:
     telemetry_path: str = "/metrics"
     sources: SourceSelection = field(default_factory=SourceSelection)
     reflector: ReflectorOptions = field(default_factory=ReflectorOptions)
+    web_config: WebConfig | None = None  # --web.config.file: TLS and basic auth
+    http: HttpLimits = field(default_factory=HttpLimits)
 
 
 class Exporter:
@@ -98,11 +102,16 @@ class Exporter:
         self._tasks += [
             asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
         ]
-        app = build_app(self.store, self.metrics, self.not_ready, self.config.telemetry_path)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        web_config, path = self.config.web_config, self.config.telemetry_path
+        middlewares = server_middlewares(self.config.http, web_config, path)
+        app = build_app(self.store, self.metrics, self.not_ready, path, middlewares)
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, **self.config.http.runner_kwargs()
+        )
         await self._runner.setup()
         host, port = parse_listen_address(self.config.listen_address)
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        ssl_context = web_config.ssl_context() if web_config is not None else None
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         self.port = self._runner.addresses[0][1]
         event(
@@ -113,6 +122,7 @@ class Exporter:
             port=self.port,
             cluster=self.access.description,
             sources=[f"{r.target.source}/{r.target.namespace}" for r in self.reflectors],
+            **(web_config.summary() if web_config is not None else {"tls": False}),
         )
         return self
 

@@ -16,6 +16,7 @@ from exporter.app import DEFAULT_LISTEN_ADDRESS, Exporter, ExporterConfig, Sourc
 from exporter.kube.config import KubeConfigError, load_cluster_access
 from exporter.kube.reflector import ReflectorOptions
 from exporter.registry import SOURCES
+from exporter.webconfig import WebConfigError, load_web_config
 
 log = logging.getLogger("exporter")
 
@@ -42,6 +43,13 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
         dest="telemetry_path",
         default="/metrics",
         help="path under which to expose metrics (default %(default)s)",
+    )
+    web.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        default=None,
+        metavar="FILE",
+        help="exporter-toolkit web config (YAML) enabling TLS and/or basic auth (docs/security.md)",
     )
     kube = parser.add_argument_group("kubernetes")
     kube.add_argument(
@@ -97,6 +105,7 @@ def exporter_config(args: argparse.Namespace) -> ExporterConfig:
         listen_address=args.listen_address,
         telemetry_path=args.telemetry_path,
         sources=selection,
+        web_config=load_web_config(args.web_config_file) if args.web_config_file else None,
         reflector=ReflectorOptions(
             page_size=args.page_size, watch_timeout=args.watch_timeout, stall_timeout=args.stall_timeout
         ),
@@ -131,11 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from exporter.demo import main as demo_main
 
         return demo_main(argv[1:])
+    if argv and argv[0] == "devices":
+        from exporter.devices import main as devices_main
+
+        return devices_main(argv[1:])
     args = build_parser().parse_args(argv)
     logs.setup(args.log_level)
     try:
         asyncio.run(run_until_signalled(exporter_config(args), args))
-    except KubeConfigError as err:
+    except (KubeConfigError, WebConfigError) as err:
         print(f"mindx-fault-exporter: {err}", file=sys.stderr)
         return 2
     return 0

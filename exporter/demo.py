@@ -25,6 +25,7 @@ from exporter.cli import add_exporter_flags, exporter_config
 from exporter.kube.config import load_cluster_access
 from exporter.logs import event
 from exporter.simulator import ClusterSimulator, FaultRates
+from exporter.webconfig import WebConfigError
 
 log = logging.getLogger("exporter.demo")
 
@@ -35,23 +36,58 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mindx-fault-exporter demo", description=__doc__.split("\n\n")[0])
     demo = parser.add_argument_group("simulated cluster")
     demo.add_argument("--nodes", type=int, default=30, help="simulated nodes (default %(default)s)")
-    demo.add_argument("--seed", type=int, default=1, help="random seed; the same seed replays the same faults")
-    demo.add_argument("--time-scale", type=float, default=60.0,
-                      help="simulated seconds per real second (default %(default)s: an hour a minute)")
-    demo.add_argument("--fault-rate", type=float, default=DEMO_RATES.raise_per_node_hour,
-                      help="chip faults raised per node and simulated hour (default %(default)s)")
-    demo.add_argument("--network-fault-rate", type=float, default=DEMO_RATES.network_per_node_hour,
-                      help="network faults per node and simulated hour (default %(default)s)")
-    demo.add_argument("--switch-fault-rate", type=float, default=DEMO_RATES.switch_per_node_hour,
-                      help="switch faults per A3 node and simulated hour (default %(default)s)")
-    demo.add_argument("--escalate-prob", type=float, default=DEMO_RATES.escalate_prob,
-                      help="chance a fault escalates when reviewed (default %(default)s)")
-    demo.add_argument("--recover-prob", type=float, default=DEMO_RATES.recover_prob,
-                      help="chance a fault recovers when reviewed (default %(default)s)")
-    demo.add_argument("--api.listen-address", dest="api_address", default="127.0.0.1:0",
-                      help="address of the simulated Kubernetes API (default a free port on 127.0.0.1)")
-    demo.add_argument("--write-kubeconfig", dest="kubeconfig_out", default=None, metavar="PATH",
-                      help="also write the simulated API's kubeconfig here, for kubectl or a second exporter")
+    demo.add_argument(
+        "--seed", type=int, default=1, help="random seed; the same seed replays the same faults"
+    )
+    demo.add_argument(
+        "--time-scale",
+        type=float,
+        default=60.0,
+        help="simulated seconds per real second (default %(default)s: an hour a minute)",
+    )
+    demo.add_argument(
+        "--fault-rate",
+        type=float,
+        default=DEMO_RATES.raise_per_node_hour,
+        help="chip faults raised per node and simulated hour (default %(default)s)",
+    )
+    demo.add_argument(
+        "--network-fault-rate",
+        type=float,
+        default=DEMO_RATES.network_per_node_hour,
+        help="network faults per node and simulated hour (default %(default)s)",
+    )
+    demo.add_argument(
+        "--switch-fault-rate",
+        type=float,
+        default=DEMO_RATES.switch_per_node_hour,
+        help="switch faults per A3 node and simulated hour (default %(default)s)",
+    )
+    demo.add_argument(
+        "--escalate-prob",
+        type=float,
+        default=DEMO_RATES.escalate_prob,
+        help="chance a fault escalates when reviewed (default %(default)s)",
+    )
+    demo.add_argument(
+        "--recover-prob",
+        type=float,
+        default=DEMO_RATES.recover_prob,
+        help="chance a fault recovers when reviewed (default %(default)s)",
+    )
+    demo.add_argument(
+        "--api.listen-address",
+        dest="api_address",
+        default="127.0.0.1:0",
+        help="address of the simulated Kubernetes API (default a free port on 127.0.0.1)",
+    )
+    demo.add_argument(
+        "--write-kubeconfig",
+        dest="kubeconfig_out",
+        default=None,
+        metavar="PATH",
+        help="also write the simulated API's kubeconfig here, for kubectl or a second exporter",
+    )
     add_exporter_flags(parser)
     parser.set_defaults(listen_address="127.0.0.1:9847")
     return parser
@@ -69,7 +105,9 @@ def rates_from(args: argparse.Namespace) -> FaultRates:
 
 async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
     host, _, port = args.api_address.rpartition(":")
-    async with KubeApiTestServer(host=host or "127.0.0.1", port=int(port or 0), bookmark_interval=30.0) as api:
+    async with KubeApiTestServer(
+        host=host or "127.0.0.1", port=int(port or 0), bookmark_interval=30.0
+    ) as api:
         simulator = ClusterSimulator(
             api.store, nodes=args.nodes, seed=args.seed, rates=rates_from(args), time_scale=args.time_scale
         )
@@ -79,8 +117,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
             access = load_cluster_access(str(kubeconfig))
             async with simulator, Exporter(access, exporter_config(args)) as exporter:
                 await exporter.wait_ready(30)
-                url = f"http://{_display_host(args.listen_address)}:{exporter.port}{args.telemetry_path}"
-                print(f"mindx-fault-exporter demo: {args.nodes} simulated nodes, seed {args.seed}", flush=True)
+                scheme = "https" if exporter.config.web_config and exporter.config.web_config.tls else "http"
+                url = f"{scheme}://{_display_host(args.listen_address)}:{exporter.port}{args.telemetry_path}"
+                print(
+                    f"mindx-fault-exporter demo: {args.nodes} simulated nodes, seed {args.seed}", flush=True
+                )
                 print(f"  metrics:             {url}", flush=True)
                 print(f"  simulated API:       {api.url}  (kubeconfig {kubeconfig})", flush=True)
                 print("  stop with Ctrl-C", flush=True)
@@ -107,7 +148,7 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         asyncio.run(guarded())
-    except OSError as err:
+    except (OSError, WebConfigError) as err:
         print(f"mindx-fault-exporter demo: {err}", file=sys.stderr)
         return 2
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from exporter.metrics.exposition import CONTENT_TYPE
 from exporter.metrics.selfmetrics import ExporterMetrics
@@ -30,21 +31,18 @@ class MetricsHandler:
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        gzip = _accepts_gzip(request)
-        if gzip:
-            prefix, compressor = self.store.gzip_parts()
-        else:
-            data = self.store.body()
-        self.metrics.render_seconds.observe(time.perf_counter() - started)
-        tail = self.metrics.render()
         headers = {"Content-Type": CONTENT_TYPE}
-        if gzip:
+        if _accepts_gzip(request):
+            prefix, compressor = await self.store.gzip_parts()
+            self.metrics.render_seconds.observe(time.perf_counter() - started)
             stream = compressor.copy()
-            body = prefix + stream.compress(tail) + stream.flush()
+            body = prefix + stream.compress(self.metrics.render()) + stream.flush()
             headers["Content-Encoding"] = "gzip"
             headers["Vary"] = "Accept-Encoding"
         else:
-            body = data + tail
+            data = self.store.body()
+            self.metrics.render_seconds.observe(time.perf_counter() - started)
+            body = data + self.metrics.render()
         return web.Response(body=body, headers=headers)
 
 
@@ -53,8 +51,10 @@ def build_app(
     metrics: ExporterMetrics,
     not_ready: ReadinessCheck,
     telemetry_path: str = "/metrics",
+    middlewares: Iterable[Middleware] = (),
 ) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    # Only GET and HEAD are routed and no handler reads a body (exporter.httpserver).
+    app = web.Application(client_max_size=1024, middlewares=middlewares)
     metrics_handler = MetricsHandler(store, metrics)
 
     async def healthz(request: web.Request) -> web.Response:
