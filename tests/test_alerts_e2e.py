@@ -10,13 +10,9 @@ server in this test and its timers shortened. Every wait polls with a deadline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
-import shutil
-import socket
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +27,7 @@ from exporter.apiserver import KubeApiTestServer
 from exporter.sources.common import go_json_dumps, sha256_hex
 from tests.conftest import StartExporter
 from tests.helpers import eventually, fixture
+from tests.prometheus_process import ALERTMANAGER, PROMETHEUS, free_port, running, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
@@ -38,8 +35,6 @@ ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yaml"
 ALERT = "MindXNPUChipSeparated"
 NODE, NPU = "node134", "Ascend910-2"
 
-PROMETHEUS = shutil.which("prometheus")
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None or ALERTMANAGER is None,
     reason="needs prometheus and prometheus-alertmanager (Debian packages of those names)",
@@ -85,44 +80,7 @@ def device_info(fault: bool) -> dict[str, Any]:
     return cm
 
 
-# --- processes and the webhook ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Process:
-    name: str
-    log: Path
-    proc: asyncio.subprocess.Process
-
-    def tail(self, lines: int = 30) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- {self.name} log (last {lines} lines) ---\n" + "\n".join(text.splitlines()[-lines:])
-
-
-@contextlib.asynccontextmanager
-async def running(name: str, args: list[str], workdir: Path) -> AsyncIterator[Process]:
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *args, cwd=workdir, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT
-        )
-    try:
-        yield Process(name, log, proc)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+# --- the webhook --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -172,18 +130,6 @@ def rule_for_seconds(alert: str) -> float:
     for amount, unit in re.findall(r"(\d+)([smh])", rule.get("for", "0s")):
         total += int(amount) * {"s": 1, "m": 60, "h": 3600}[unit]
     return total
-
-
-async def wait_ready(session: aiohttp.ClientSession, url: str, process: Process, timeout: float = 20) -> None:
-    async def ready() -> None:
-        assert process.proc.returncode is None, f"{process.name} exited\n{process.tail()}"
-        try:
-            async with session.get(url) as resp:
-                assert resp.status == 200, f"{url}: {resp.status}"
-        except aiohttp.ClientError as err:
-            raise AssertionError(f"{url}: {err}") from err
-
-    await eventually(ready, timeout=timeout, interval=0.1)
 
 
 # --- the test -----------------------------------------------------------------------------------
