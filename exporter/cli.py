@@ -73,6 +73,13 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
         default=150.0,
         help="restart a watch with no event or bookmark for this many seconds (default %(default)s)",
     )
+    kube.add_argument(
+        "--kube.list-timeout",
+        dest="list_timeout",
+        type=float,
+        default=60.0,
+        help="abort and retry a LIST page that has not finished in this many seconds (default %(default)s)",
+    )
     sources = parser.add_argument_group("sources")
     for spec in SOURCES:
         sources.add_argument(
@@ -107,7 +114,10 @@ def exporter_config(args: argparse.Namespace) -> ExporterConfig:
         sources=selection,
         web_config=load_web_config(args.web_config_file) if args.web_config_file else None,
         reflector=ReflectorOptions(
-            page_size=args.page_size, watch_timeout=args.watch_timeout, stall_timeout=args.stall_timeout
+            page_size=args.page_size,
+            watch_timeout=args.watch_timeout,
+            stall_timeout=args.stall_timeout,
+            list_timeout=args.list_timeout,
         ),
     )
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,21 @@ class _Failure:
         return ApiError(self.status, _REASONS.get(self.status, "Unknown"), message, details, self.retry_after)
 
 
+@dataclass
+class _Hang:
+    remaining: int
+    methods: frozenset[str] | None
+    path: str | None
+
+    def matches(self, request: web.Request) -> bool:
+        return (self.methods is None or request.method in self.methods) and (
+            self.path is None or self.path in request.path_qs
+        )
+
+
+ByteBudget = int | Callable[[], int]
+
+
 @dataclass(eq=False)
 class _Stream:
     """An open watch response, so hooks can end it."""
@@ -87,13 +103,16 @@ class _Stream:
     watch: Watch
     transport: asyncio.Transport | None
     dropped: bool = False
+    cut_after: int | None = None  # bytes still to send before the connection is cut (cut_watches)
+    muted: bool = False  # open but silent: nothing more is written (mute_watches)
 
 
 class KubeApiTestServer:
     """In-memory kube-apiserver on ``host:port`` (port 0 picks a free one), served from the current loop.
 
-    Test hooks: ``compact()``, ``drop_streams()``, ``fail_next()``, ``delay``, ``token``,
-    ``request_log`` and ``open_watches``. The store is ``store``; writes through it reach open watches.
+    Test hooks: ``compact()``, ``drop_streams()``, ``cut_watches()``, ``mute_watches()``,
+    ``fail_next()``, ``hang_next()``, ``delay``, ``token``, ``request_log``, ``timed_request_log`` and
+    ``open_watches``. The store is ``store``; writes through it reach open watches.
     """
 
     def __init__(
@@ -118,7 +137,12 @@ class KubeApiTestServer:
         self.ssl_context = ssl_context
         self.delay = 0.0  # seconds every request waits before being answered
         self.request_log: list[tuple[str, str]] = []  # (method, path with raw query string)
+        # The same requests with the time.monotonic() at which each arrived (before `delay`).
+        self.timed_request_log: list[tuple[float, str, str]] = []
         self._failures: list[_Failure] = []
+        self._hangs: list[_Hang] = []
+        self._cuts: list[tuple[int, ByteBudget]] = []  # [remaining streams, budget] for new watches
+        self._released = asyncio.Event()  # set by stop(): hung requests end
         self._streams: set[_Stream] = set()
         self._runner: web.AppRunner | None = None
         self.app = self._make_app()
@@ -126,6 +150,7 @@ class KubeApiTestServer:
     # -- lifecycle --------------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._released = asyncio.Event()
         # handler_cancellation: a client hanging up on a watch must end its handler promptly.
         self._runner = web.AppRunner(
             self.app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0
@@ -138,6 +163,7 @@ class KubeApiTestServer:
         """End open watches cleanly, then shut the listener and connections down."""
         for stream in list(self._streams):
             self.store.unwatch(stream.watch)
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -215,6 +241,34 @@ class KubeApiTestServer:
                 stream.transport.abort()
             self.store.unwatch(stream.watch)
 
+    def cut_watches(self, after_bytes: ByteBudget, count: int = 0, *, open_streams: bool = True) -> None:
+        """Cut watch connections after ``after_bytes`` more bytes of the stream (so mid-line, inside
+        an object, unless the count happens to end on a line): every open watch when
+        ``open_streams``, and the next ``count`` watches opened. ``after_bytes`` may be a callable,
+        asked once per stream (random cut points). The cut flushes the partial bytes, then closes
+        the connection without the terminating chunk, as a broken proxy or network would."""
+        if open_streams:
+            for stream in self._streams:
+                if not stream.dropped:
+                    stream.cut_after = _budget(after_bytes)
+        if count > 0:
+            self._cuts.append((count, after_bytes))
+
+    def mute_watches(self) -> None:
+        """Every open watch stays open but goes silent: no events, no bookmarks, no end (a stuck
+        proxy or apiserver). Its events are lost to it; watches opened later are not affected."""
+        for stream in self._streams:
+            stream.muted = True
+
+    def hang_next(
+        self, count: int = 1, *, methods: Iterable[str] | None = None, path: str | None = None
+    ) -> None:
+        """The next ``count`` requests matching ``methods`` and ``path`` (as in ``fail_next``) get a
+        200 status and the first bytes of a body, then nothing more: a response that never finishes
+        until the client gives up or the server stops."""
+        method_set = frozenset(method.upper() for method in methods) if methods is not None else None
+        self._hangs.append(_Hang(count, method_set, path))
+
     def fail_next(
         self,
         count: int = 1,
@@ -231,8 +285,10 @@ class KubeApiTestServer:
         self._failures.append(_Failure(count, status, retry_after, method_set, path))
 
     def clear_failures(self) -> None:
-        """Forget every pending `fail_next` rule."""
+        """Forget every pending `fail_next`, `hang_next` and `cut_watches` rule for new requests."""
         self._failures.clear()
+        self._hangs.clear()
+        self._cuts.clear()
 
     def set_delay(self, seconds: float) -> None:
         self.delay = seconds
@@ -257,11 +313,14 @@ class KubeApiTestServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.request_log.append((request.method, request.path_qs))
+        self.timed_request_log.append((time.monotonic(), request.method, request.path_qs))
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         try:
             self._inject_failure(request)
             self._authenticate(request)
+            if self._take_hang(request):
+                return await self._hang(request)
             return await handler(request)
         except ApiError as err:
             return _error_response(err)
@@ -279,6 +338,26 @@ class KubeApiTestServer:
                 if failure.remaining <= 0:
                     self._failures.remove(failure)
                 raise failure.error()
+
+    def _take_hang(self, request: web.Request) -> bool:
+        for hang in self._hangs:
+            if hang.matches(request):
+                hang.remaining -= 1
+                if hang.remaining <= 0:
+                    self._hangs.remove(hang)
+                return True
+        return False
+
+    async def _hang(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(b'{"kind":"List","apiVersion":"v1","metadata":{"resourceVersion":"')
+        await self._released.wait()
+        # The server is stopping: cut the connection rather than end a half-written body cleanly.
+        if request.transport is not None:
+            request.transport.abort()
+        return response
 
     def _authenticate(self, request: web.Request) -> None:
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -454,7 +533,7 @@ class KubeApiTestServer:
             field_selector=query.get("fieldSelector", ""),
             resource_version=query.get("resourceVersion", ""),
         )
-        stream = _Stream(watch, request.transport)
+        stream = _Stream(watch, request.transport, cut_after=self._take_cut())
         self._streams.add(stream)
         response = web.StreamResponse(
             headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
@@ -462,7 +541,7 @@ class KubeApiTestServer:
         response.enable_chunked_encoding()
         try:
             await response.prepare(request)
-            await self._pump(response, watch, RESOURCES[resource].kind, timeout, bookmarks)
+            await self._pump(response, stream, RESOURCES[resource].kind, timeout, bookmarks)
             if not stream.dropped:
                 await response.write_eof()
         except ConnectionError:
@@ -472,21 +551,54 @@ class KubeApiTestServer:
             self.store.unwatch(watch)
         return response
 
+    def _take_cut(self) -> int | None:
+        if not self._cuts:
+            return None
+        remaining, budget = self._cuts[0]
+        if remaining <= 1:
+            self._cuts.pop(0)
+        else:
+            self._cuts[0] = (remaining - 1, budget)
+        return _budget(budget)
+
+    async def _send(self, response: web.StreamResponse, stream: _Stream, data: bytes) -> None:
+        """Write watch bytes, honouring a `cut_watches` budget."""
+        budget = stream.cut_after
+        if budget is not None and len(data) >= budget:
+            if budget > 0:
+                await response.write(data[:budget])
+            stream.dropped = True
+            if stream.transport is not None:
+                stream.transport.close()  # flushes the partial line, then FIN without the last chunk
+            self.store.unwatch(stream.watch)
+            raise ConnectionResetError("watch cut by cut_watches()")
+        if budget is not None:
+            stream.cut_after = budget - len(data)
+        await response.write(data)
+
     async def _pump(
-        self, response: web.StreamResponse, watch: Watch, kind: str, timeout: int, bookmarks: bool
+        self, response: web.StreamResponse, stream: _Stream, kind: str, timeout: int, bookmarks: bool
     ) -> None:
         """Write the replay, then live events until the watch closes or ``timeout`` seconds pass,
         interleaving BOOKMARKs every ``bookmark_interval`` when the client allows them."""
         loop = asyncio.get_running_loop()
+        watch = stream.watch
         deadline = loop.time() + timeout if timeout > 0 else None
         next_bookmark = loop.time() + self.bookmark_interval if bookmarks else None
-        await _write_events(response, watch.initial)
+        for chunk in _event_chunks(watch.initial):
+            await self._send(response, stream, chunk)
         while True:
             wake_at = min((t for t in (deadline, next_bookmark) if t is not None), default=None)
             batch = await watch.next_batch(None if wake_at is None else max(0.0, wake_at - loop.time()))
             if batch is None:
                 return
-            await _write_events(response, batch)
+            if stream.muted:
+                # Silent until the watch is closed (server stop, client gone): drain and discard.
+                while await watch.next_batch(None) is not None:
+                    pass
+                return
+            for chunk in _event_chunks(batch):
+                await self._send(response, stream, chunk)
             now = loop.time()
             if deadline is not None and now >= deadline:
                 return
@@ -497,7 +609,8 @@ class KubeApiTestServer:
                     "apiVersion": "v1",
                     "metadata": {"resourceVersion": str(watch.progress_rv)},
                 }
-                await response.write(orjson.dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n")
+                line = orjson.dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n"
+                await self._send(response, stream, line)
                 next_bookmark = now + self.bookmark_interval
 
 
@@ -507,11 +620,13 @@ def _event_line(event: WatchEvent) -> bytes:
     return b'{"type":"%s","object":%s}\n' % (event_type.encode(), payload)
 
 
-async def _write_events(response: web.StreamResponse, events: list[WatchEvent]) -> None:
+def _event_chunks(events: list[WatchEvent]) -> Iterator[bytes]:
     for start in range(0, len(events), _EVENTS_PER_WRITE):
-        await response.write(
-            b"".join(_event_line(event) for event in events[start : start + _EVENTS_PER_WRITE])
-        )
+        yield b"".join(_event_line(event) for event in events[start : start + _EVENTS_PER_WRITE])
+
+
+def _budget(after_bytes: ByteBudget) -> int:
+    return max(0, after_bytes() if callable(after_bytes) else after_bytes)
 
 
 def _json_response(obj: Any, status: int = 200) -> web.Response:

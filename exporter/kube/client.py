@@ -69,12 +69,16 @@ class KubeClient:
             raise RuntimeError("KubeClient used outside 'async with'")
         return self._session
 
-    async def get_json(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """One GET (a LIST page); raises ApiError on any failure."""
-        timeout = aiohttp.ClientTimeout(total=self._request_timeout, sock_connect=10)
+    async def get_json(
+        self, path: str, params: Mapping[str, str], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """One GET (a LIST page); raises ApiError on any failure, also when the whole response has
+        not arrived after `timeout` seconds (default: the client's request timeout)."""
+        total = self._request_timeout if timeout is None else timeout
+        client_timeout = aiohttp.ClientTimeout(total=total, sock_connect=min(10.0, total))
         try:
             async with self.session.get(
-                self.access.host + path, params=params, headers=self._headers(), timeout=timeout
+                self.access.host + path, params=params, headers=self._headers(), timeout=client_timeout
             ) as resp:
                 body = await resp.read()
                 if resp.status != 200:

@@ -16,17 +16,24 @@ class ListResult:
     resource_version: str  # the list's resourceVersion, from the last page
 
 
-async def list_all(client: KubeClient, path: str, params: Mapping[str, str], page_size: int) -> ListResult:
-    """Every page of one LIST. Raises `ApiError` as `KubeClient.get_json` does; an expired continue
-    token (410) is raised too, so the caller restarts from scratch (the pages would not be one
-    consistent snapshot)."""
+async def list_all(
+    client: KubeClient,
+    path: str,
+    params: Mapping[str, str],
+    page_size: int,
+    timeout: float | None = None,
+) -> ListResult:
+    """Every page of one LIST (`page_size` 0: one unpaginated request). Raises `ApiError` as
+    `KubeClient.get_json` does, each page limited to `timeout` seconds; an expired continue token
+    (410) is raised too, so the caller restarts (the pages would not be one consistent snapshot)."""
     objects: list[dict[str, Any]] = []
     base = dict(params)
-    base["limit"] = str(page_size)
+    if page_size > 0:
+        base["limit"] = str(page_size)
     continue_token = ""
     while True:
         page_params = dict(base, **({"continue": continue_token} if continue_token else {}))
-        page = await client.get_json(path, page_params)
+        page = await client.get_json(path, page_params, timeout=timeout)
         items = page.get("items")
         if isinstance(items, list):
             objects.extend(item for item in items if isinstance(item, dict))

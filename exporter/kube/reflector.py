@@ -131,16 +131,19 @@ class Reflector:
                 self.observer.watch_up(self.target, False)
             except ApiError as err:
                 self.observer.watch_up(self.target, False)
-                if err.expired:
+                if err.expired and relist_reason is None:
+                    # The watch's resourceVersion is too old: relist at once.
                     relist_reason = "expired"
                     self.observer.watch_error(self.target, "expired")
                     event(log, logging.INFO, "resource version expired, relisting", **self._fields())
                     continue
+                # A LIST answered 410 even unpaginated falls through: back off, or a server that
+                # keeps answering 410 would be hammered in a loop.
                 if err.reason == "Stalled":
                     relist_reason = "stalled"
                 elif err.relist:
                     relist_reason = "error"
-                self.observer.watch_error(self.target, _error_reason(err))
+                self.observer.watch_error(self.target, "expired" if err.expired else _error_reason(err))
                 delay = self._backoff.next()
                 if err.retry_after is not None:
                     delay = max(delay, min(err.retry_after, self.options.retry_after_max))
@@ -165,10 +168,20 @@ class Reflector:
         }
 
     async def _list(self, reason: str) -> None:
-        """A paginated LIST; the sink gets the whole result at once. An expired continue token
-        restarts the list from scratch (the pages would not be one consistent snapshot)."""
+        """A paginated LIST; the sink gets the whole result at once. When a continue token expires
+        (410: history was compacted while we paginated), the pages are no consistent snapshot; like
+        client-go's pager, fall back to one unpaginated LIST, which is one even if compaction keeps
+        outrunning pagination. Every request is limited to `list_timeout`."""
         started = time.monotonic()
-        listed = await list_all(self.client, self.target.path, self._selectors(), self.options.page_size)
+        path, selectors, timeout = self.target.path, self._selectors(), self.options.list_timeout
+        try:
+            listed = await list_all(self.client, path, selectors, self.options.page_size, timeout)
+        except ApiError as err:
+            if not err.expired:
+                raise
+            self.observer.watch_error(self.target, "expired")
+            event(log, logging.INFO, "list expired while paginating, listing unpaginated", **self._fields())
+            listed = await list_all(self.client, path, selectors, 0, timeout)
         objects = listed.objects
         self.resource_version = listed.resource_version
         self._safely(self.sink.replace, objects)
@@ -191,14 +204,28 @@ class Reflector:
         timeout = self.options.watch_timeout
         params["timeoutSeconds"] = str(int(timeout + random.random() * timeout))
 
+        is_open = False
+
         def opened() -> None:
+            nonlocal is_open
+            is_open = True
             self.observer.watch_up(self.target, True)
 
-        async for watch_event in self.client.watch(
-            self.target.path, params, idle_timeout=self.options.stall_timeout, on_open=opened
-        ):
-            self._backoff.reset()
-            self._apply(watch_event)
+        try:
+            async for watch_event in self.client.watch(
+                self.target.path, params, idle_timeout=self.options.stall_timeout, on_open=opened
+            ):
+                self._backoff.reset()
+                self._apply(watch_event)
+        except ApiError as err:
+            if not is_open and err.status != 429:
+                # The watch could not be opened again (server unreachable, 5xx, …). The server that
+                # answers next may hold another resourceVersion history (etcd restore, rebuilt
+                # control plane), where resuming from our RV would replay the wrong changes or
+                # wait forever: only a relist is safe. (client-go also relists here, except after
+                # "connection refused".) A 429 just means "later": resume then.
+                err.relist = True
+            raise
 
     def _apply(self, watch_event: dict[str, Any]) -> None:
         kind = watch_event.get("type")

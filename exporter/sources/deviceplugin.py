@@ -191,14 +191,29 @@ def _assign_to_resources(
     chips: tuple[str, ...], lists: Mapping[str, Mapping[str, tuple[str, ...]]]
 ) -> dict[str, list[str]]:
     """Which resource a manually separated chip belongs to: the one listing it, else the one whose
-    name matches the chip's prefix (`huawei.com/npu` ↔ `npu-3`), else the only one."""
+    name matches the chip's prefix (`huawei.com/npu` ↔ `npu-3`), else the only one; the first in
+    `lists` order where several qualify. Indexed, so a garbage object with many chips and many
+    resource names costs linear time, not chips times list entries."""
+    listed: dict[str, str] = {}
+    for res, per in lists.items():
+        for names in per.values():
+            for name in names:
+                listed.setdefault(name, res)
+    by_prefix: dict[str, str] = {}
+    for res in lists:
+        by_prefix.setdefault(res.rsplit("/", 1)[-1] + "-", res)
+    rank = {res: index for index, res in enumerate(lists)}
+    longest = max(map(len, by_prefix), default=0)
     assigned: dict[str, list[str]] = {}
     for chip in chips:
-        owner = next(
-            (res for res, per in lists.items() if any(chip in names for names in per.values())), None
-        )
+        owner = listed.get(chip)
         if owner is None:
-            owner = next((res for res in lists if chip.startswith(res.rsplit("/", 1)[-1] + "-")), None)
+            dash = chip.find("-", 0, longest)
+            while dash != -1:
+                match = by_prefix.get(chip[: dash + 1])
+                if match is not None and (owner is None or rank[match] < rank[owner]):
+                    owner = match
+                dash = chip.find("-", dash + 1, longest)
         if owner is None and len(lists) == 1:
             owner = next(iter(lists))
         if owner is not None:
@@ -268,19 +283,30 @@ def parse_fault_entry(entry: object) -> ChipFault | None:
 
 def merge_faults(faults: Iterable[ChipFault]) -> tuple[ChipFault, ...]:
     """Producers write one entry per (chip, fault_type); if a broken object has more, merge them so
-    no series is emitted twice: most severe handling, union of codes."""
-    merged: dict[tuple[str, str], ChipFault] = {}
+    no series is emitted twice: most severe handling (the earliest on a tie), union of codes (each
+    code's earliest entry; the last entry's codes first, then those only earlier ones have). Linear
+    in the number of entries, however many repeat one chip."""
+    groups: dict[tuple[str, str], list[ChipFault]] = {}
     for fault in faults:
-        key = (fault.npu, fault.fault_type)
-        seen = merged.get(key)
-        if seen is None:
-            merged[key] = fault
+        groups.setdefault((fault.npu, fault.fault_type), []).append(fault)
+    merged = []
+    for (npu, fault_type), group in groups.items():
+        if len(group) == 1:
+            merged.append(group[0])
             continue
-        handling = max((seen.fault_handling, fault.fault_handling), key=chip_level_rank)
-        codes = {c.code: c for c in fault.codes}
-        codes.update({c.code: c for c in seen.codes})
-        merged[key] = ChipFault(fault.npu, fault.fault_type, handling, tuple(codes.values()))
-    return tuple(merged.values())
+        handling = group[0].fault_handling
+        for fault in group[1:]:
+            handling = max((handling, fault.fault_handling), key=chip_level_rank)
+        earliest: dict[str, FaultCode] = {}
+        for fault in group:
+            for code in fault.codes:
+                earliest.setdefault(code.code, code)
+        order: dict[str, None] = {}
+        for fault in reversed(group):
+            for code in fault.codes:
+                order.setdefault(code.code, None)
+        merged.append(ChipFault(npu, fault_type, handling, tuple(earliest[code] for code in order)))
+    return tuple(merged)
 
 
 def parse_switch_info(node: str, info: Mapping[str, Any], key: str, problems: Problems) -> SwitchState:

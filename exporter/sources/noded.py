@@ -8,7 +8,7 @@ shape per node; `parse_fault_dev_list` is shared with the ClusterD parser.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from exporter.sources.common import (
@@ -138,6 +138,7 @@ def parse_fault_dev_list(value: object, key: str, problems: Problems) -> tuple[N
         problems.add(key, REASON_SCHEMA, "FaultDevList is not an array")
         return ()
     merged: dict[tuple[str, str], NodeFaultDevice] = {}
+    merged_codes: dict[tuple[str, str], dict[str, None]] = {}  # kept apart: linear, however many repeats
     for element in value:
         device = _parse_fault_dev(element, key, problems)
         if device is None:
@@ -147,11 +148,16 @@ def parse_fault_dev_list(value: object, key: str, problems: Problems) -> tuple[N
         if seen is None:
             merged[ident] = device
             continue
-        codes = dict.fromkeys(seen.fault_codes)
+        codes = merged_codes.get(ident)
+        if codes is None:
+            codes = merged_codes[ident] = dict.fromkeys(seen.fault_codes)
         codes.update(dict.fromkeys(device.fault_codes))
         level = max((seen.fault_level, device.fault_level), key=node_level_rank)
-        merged[ident] = NodeFaultDevice(seen.device_type, seen.device_id, tuple(codes), level)
-    return tuple(merged.values())
+        merged[ident] = NodeFaultDevice(seen.device_type, seen.device_id, seen.fault_codes, level)
+    return tuple(
+        replace(device, fault_codes=tuple(merged_codes[ident])) if ident in merged_codes else device
+        for ident, device in merged.items()
+    )
 
 
 def _parse_fault_dev(element: object, key: str, problems: Problems) -> NodeFaultDevice | None:
