@@ -223,6 +223,30 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def decode_object(
+    data: Mapping[str, Any], key: str, problems: Problems, required: bool
+) -> dict[str, Any] | None:
+    """The JSON object stored as a string under `data[key]`; None (and a problem) when it is not
+    one. A missing key is a problem only where the producer always writes it."""
+    raw = data.get(key)
+    if raw is None:
+        if required:
+            problems.add(key, REASON_SCHEMA, "key missing")
+        return None
+    if not isinstance(raw, str):
+        problems.add(key, REASON_SCHEMA, "value is not a string")
+        return None
+    try:
+        decoded = loads(raw)
+    except ValueError as err:
+        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
+        return None
+    if not isinstance(decoded, dict):
+        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
+        return None
+    return decoded
+
+
 def as_dict(value: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 

@@ -16,6 +16,7 @@ from exporter.sources.common import (
     as_str,
     chip_level_rank,
     configmap_data,
+    decode_object,
     go_json_string,
     loads,
     normalize_code,
@@ -72,7 +73,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> ParseResult:
     data = configmap_data(cm)
     view = NodeView(node=node)
 
-    info = _decode_key(data, KEY_DEVICE_INFO, problems)
+    info = decode_object(data, KEY_DEVICE_INFO, problems, required=True)
     manual = split_names(data.get(KEY_MANUALLY_SEPARATED))
     if info is not None:
         device_info = as_dict(info.get("DeviceInfo"))
@@ -92,30 +93,10 @@ def parse_configmap(cm: Mapping[str, Any]) -> ParseResult:
         view.superpod = _superpod(node, info)
 
     if KEY_SWITCH_INFO in data:
-        switch = _decode_key(data, KEY_SWITCH_INFO, problems)
+        switch = decode_object(data, KEY_SWITCH_INFO, problems, required=False)
         if switch is not None:
             view.switch = parse_switch_info(node, switch, KEY_SWITCH_INFO, problems)
     return ParseResult(view, problems)
-
-
-def _decode_key(data: Mapping[str, Any], key: str, problems: Problems) -> dict[str, Any] | None:
-    raw = data.get(key)
-    if raw is None:
-        if key == KEY_DEVICE_INFO:
-            problems.add(key, REASON_SCHEMA, "key missing")
-        return None
-    if not isinstance(raw, str):
-        problems.add(key, REASON_SCHEMA, "value is not a string")
-        return None
-    try:
-        decoded = loads(raw)
-    except ValueError as err:
-        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
-        return None
-    if not isinstance(decoded, dict):
-        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
-        return None
-    return decoded
 
 
 def verify_checkcode(device_info: Mapping[str, Any], check_code: object) -> bool:

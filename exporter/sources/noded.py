@@ -13,15 +13,14 @@ from typing import Any
 
 from exporter.sources.common import (
     REASON_CHECKCODE,
-    REASON_JSON,
     REASON_SCHEMA,
     Problems,
     as_dict,
     as_int,
     as_str,
     configmap_data,
+    decode_object,
     go_json_dumps,
-    loads,
     normalize_code,
     object_name,
     rfc3339_seconds,
@@ -66,7 +65,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
 
     status = ""
     devices: tuple[NodeFaultDevice, ...] = ()
-    outer = _decode_object(data, KEY_NODE_INFO, problems)
+    outer = decode_object(data, KEY_NODE_INFO, problems, required=True)
     if outer is not None:
         inner = outer.get("NodeInfo")
         if not isinstance(inner, dict):
@@ -85,25 +84,6 @@ def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
             problems.add(KEY_UPDATE_TIME, REASON_SCHEMA, "not an RFC 3339 time with zone")
     record = NodeStatusRecord(node=node, status=status, devices=devices, update_time=update_time)
     return NodeDResult(record, problems)
-
-
-def _decode_object(data: Mapping[str, Any], key: str, problems: Problems) -> dict[str, Any] | None:
-    raw = data.get(key)
-    if raw is None:
-        problems.add(key, REASON_SCHEMA, "key missing")
-        return None
-    if not isinstance(raw, str):
-        problems.add(key, REASON_SCHEMA, "value is not a string")
-        return None
-    try:
-        decoded = loads(raw)
-    except ValueError as err:
-        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
-        return None
-    if not isinstance(decoded, dict):
-        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
-        return None
-    return decoded
 
 
 def verify_checkcode(node_info: object, check_code: object) -> bool:
