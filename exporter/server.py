@@ -12,8 +12,10 @@ from aiohttp.typedefs import Middleware
 from exporter.metrics.exposition import CONTENT_TYPE
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
+from exporter.webconfig import RESPONSE_HEADERS_KEY
 
 ReadinessCheck = Callable[[], list[str]]  # names of the watches that have not listed yet
+WRITE_SLICE = 1 << 20
 
 
 def _accepts_gzip(request: web.Request) -> bool:
@@ -29,21 +31,46 @@ class MetricsHandler:
         self.store = store
         self.metrics = metrics
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         headers = {"Content-Type": CONTENT_TYPE}
+        parts: tuple[bytes, ...]
         if _accepts_gzip(request):
             prefix, compressor = await self.store.gzip_parts()
             self.metrics.render_seconds.observe(time.perf_counter() - started)
             stream = compressor.copy()
-            body = prefix + stream.compress(self.metrics.render()) + stream.flush()
+            parts = (prefix, stream.compress(self.metrics.render()) + stream.flush())
             headers["Content-Encoding"] = "gzip"
             headers["Vary"] = "Accept-Encoding"
         else:
             data = self.store.body()
             self.metrics.render_seconds.observe(time.perf_counter() - started)
-            body = data + self.metrics.render()
-        return web.Response(body=body, headers=headers)
+            parts = (data, self.metrics.render())
+        response = web.StreamResponse(headers=headers)
+        response.content_length = sum(len(part) for part in parts)
+        try:
+            await response.prepare(request)
+            if request.method != "HEAD":
+                for part in parts:
+                    await _write_chunked(response, part)
+            await response.write_eof()
+        except ConnectionError:
+            # The scraper went away (e.g. its scrape timeout): nothing to report, nothing to send.
+            pass
+        return response
+
+
+async def _write_chunked(response: web.StreamResponse, data: bytes) -> None:
+    """Send the shared, cached body in slices: each `write` waits for the socket to drain, so a
+    scrape buffers one slice instead of a copy of a body that can be 60 MB."""
+    view = memoryview(data)
+    for start in range(0, len(view), WRITE_SLICE):
+        await response.write(view[start : start + WRITE_SLICE])
+
+
+async def _extra_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers a web config asks for (exporter.webconfig), also on streamed responses."""
+    response.headers.update(request.get(RESPONSE_HEADERS_KEY, ()))
 
 
 def build_app(
@@ -55,6 +82,7 @@ def build_app(
 ) -> web.Application:
     # Only GET and HEAD are routed and no handler reads a body (exporter.httpserver).
     app = web.Application(client_max_size=1024, middlewares=middlewares)
+    app.on_response_prepare.append(_extra_headers)
     metrics_handler = MetricsHandler(store, metrics)
 
     async def healthz(request: web.Request) -> web.Response:

@@ -460,11 +460,17 @@ def load_web_config(path: str | Path) -> WebConfig:
 # -- serving --------------------------------------------------------------------------------------------
 
 
+RESPONSE_HEADERS_KEY = web.RequestKey("mindx.response_headers", tuple[tuple[str, str], ...])
+
+
 def headers_middleware(headers: Iterable[tuple[str, str]]) -> Middleware:
     extra = tuple(headers)
 
     @web.middleware
     async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Streamed responses send their headers inside the handler: exporter.server applies
+        # these from its on_response_prepare hook.
+        request[RESPONSE_HEADERS_KEY] = extra
         try:
             response = await handler(request)
         except web.HTTPException as exc:  # 404, 405, ...: aiohttp sends the exception as the response

@@ -175,3 +175,23 @@ def test_switch_shards_and_node_cm() -> None:
     cm["data"]["cluster-info-node-cm"] = ""
     cluster.handler.upsert(cm)
     assert select(parse_exposition(cluster.store.body().decode()), "mindx_node_status") == {}
+
+
+def test_unchanged_entries_are_not_parsed_again() -> None:
+    from exporter.sources import clusterd
+
+    memo: clusterd.DeviceEntryMemo = {}
+    cm = fixture("cluster-info-device-0.json")
+    first = clusterd.parse_device_shard(cm, memo)
+    assert first.entries is not None and set(memo) == set(first.entries)
+    entries = orjson.loads(cm["data"]["cluster-info-device-0"])
+    entries["mindx-dl-deviceinfo-node134"]["UpdateTime"] += 5  # one node changed
+    cm["data"]["cluster-info-device-0"] = orjson.dumps(entries).decode()
+    second = clusterd.parse_device_shard(cm, memo)
+    assert second.entries is not None
+    assert second.entries["node133"] is first.entries["node133"]  # reused as is
+    assert second.entries["node134"] is not first.entries["node134"]
+    assert second.entries["node134"].update_time_raw == first.entries["node134"].update_time_raw + 5
+    # The same answers as without the memo, problems included.
+    plain = clusterd.parse_device_shard(cm)
+    assert plain.entries == second.entries and plain.problems == second.problems

@@ -127,6 +127,10 @@ class ShardMerger(Generic[Entry]):
         self._expire(changes)
         return changes
 
+    def nodes(self) -> set[str]:
+        """Every node some shard (live or stale) holds."""
+        return {node for shard in self._shards.values() for node in shard.entries}
+
     def _live(self) -> list[_Shard[Entry]]:
         return [shard for name, shard in self._shards.items() if name not in self._stale]
 
@@ -197,6 +201,7 @@ class ClusterdHandler:
         )
         self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
         self._objects: set[tuple[str, str]] = set()
+        self._device_memo: clusterd.DeviceEntryMemo = {}  # unchanged entries are not re-parsed
 
     # --- ReflectorSink ----------------------------------------------------------------------
 
@@ -216,7 +221,7 @@ class ClusterdHandler:
                     self._node_status[node] = record.status
                 problems = node_result.problems
             elif clusterd.is_device_shard(name):
-                device_result = clusterd.parse_device_shard(obj)
+                device_result = clusterd.parse_device_shard(obj, self._device_memo)
                 device_shards.append((name, clusterd.shard_index(name) or 0, rv, device_result.entries or {}))
                 problems = device_result.problems
             elif clusterd.is_switch_shard(name):
@@ -247,7 +252,7 @@ class ClusterdHandler:
             self._write_node_cm(node_result.records or {})
             problems = node_result.problems
         elif clusterd.is_device_shard(name):
-            device_result = clusterd.parse_device_shard(obj)
+            device_result = clusterd.parse_device_shard(obj, self._device_memo)
             index = clusterd.shard_index(name) or 0
             self._apply(_DEVICE, self.devices.write(name, index, rv, device_result.entries or {}))
             problems = device_result.problems
@@ -281,6 +286,10 @@ class ClusterdHandler:
     def tick(self) -> None:
         self._apply(_DEVICE, self.devices.tick())
         self._apply(_SWITCH, self.switches.tick())
+        # Forget parses of nodes no shard holds any more.
+        held = self.devices.nodes()
+        for node in self._device_memo.keys() - held:
+            del self._device_memo[node]
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from exporter.sources import deviceplugin, noded
 from exporter.sources.common import (
     REASON_JSON,
     REASON_SCHEMA,
+    Problem,
     Problems,
     as_int,
     as_str,
@@ -115,8 +116,14 @@ def parse_node_cm(cm: Mapping[str, Any]) -> ClusterNodeResult:
 
 # --- S5 cluster-info-device-<m> ----------------------------------------------------------------
 
-def parse_device_shard(cm: Mapping[str, Any]) -> ShardResult:
-    """One `cluster-info-device-<m>` shard: ClusterD's processed copy of every DP DeviceInfo."""
+# node → (the entry as decoded, its parse, the problems it had): lets a caller skip re-parsing
+# the entries a shard rewrite did not change (ClusterD rewrites every shard every ~5 s).
+DeviceEntryMemo = dict[str, tuple[dict[str, Any], "ClusterDeviceEntry", tuple[Problem, ...]]]
+
+
+def parse_device_shard(cm: Mapping[str, Any], memo: DeviceEntryMemo | None = None) -> ShardResult:
+    """One `cluster-info-device-<m>` shard: ClusterD's processed copy of every DP DeviceInfo.
+    With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_device_shard(name):
@@ -126,7 +133,16 @@ def parse_device_shard(cm: Mapping[str, Any]) -> ShardResult:
         node = _node_of_entry(key, entry, DEVICE_KEY_PREFIX, name, problems)
         if node is None:
             continue
-        parsed = _device_entry(node, entry, name, problems)
+        remembered = memo.get(node) if memo is not None else None
+        if remembered is not None and remembered[0] == entry:
+            parsed = remembered[1]
+            problems.items.extend(remembered[2])
+        else:
+            entry_problems = Problems()
+            parsed = _device_entry(node, entry, name, entry_problems)
+            problems.items.extend(entry_problems.items)
+            if memo is not None:
+                memo[node] = (entry, parsed, tuple(entry_problems.items))
         seen = entries.get(node)
         if seen is None or parsed.update_time_raw >= seen.update_time_raw:
             entries[node] = parsed
