@@ -71,12 +71,24 @@ class ShardMerger(Generic[Entry]):
         self._sequence = 0
         self.winners: dict[str, Entry] = {}
         self.pending: dict[str, int] = {}  # node → write sequence at which it went missing
+        self._holders: dict[str, set[str]] = {}  # node → shards holding it, so lookups stay O(1)
+
+    def _index(self, name: str, old: Iterable[str], new: Iterable[str]) -> None:
+        for node in old:
+            holders = self._holders.get(node)
+            if holders is not None:
+                holders.discard(name)
+                if not holders:
+                    del self._holders[node]
+        for node in new:
+            self._holders.setdefault(node, set()).add(name)
 
     def write(self, name: str, index: int, resource_version: int, entries: dict[str, Entry]) -> Changes:
         """A shard was created or rewritten."""
         self._sequence += 1
         old = self._shards.get(name)
         self._shards[name] = _Shard(index, resource_version, self._sequence, self._clock(), entries)
+        self._index(name, old.entries if old else (), entries)
         self._stale.discard(name)
         changes: Changes = {}
         for node in (old.entries.keys() if old else set()) | entries.keys():
@@ -88,6 +100,7 @@ class ShardMerger(Generic[Entry]):
         """A shard ConfigMap was deleted: its nodes must be found elsewhere."""
         self._sequence += 1
         old = self._shards.pop(name, None)
+        self._index(name, old.entries if old else (), ())
         self._stale.discard(name)
         changes: Changes = {}
         for node in old.entries if old else ():
@@ -102,6 +115,9 @@ class ShardMerger(Generic[Entry]):
         self._shards = {
             name: _Shard(index, rv, self._sequence, now, entries) for name, index, rv, entries in shards
         }
+        self._holders = {}
+        for name, shard in self._shards.items():
+            self._index(name, (), shard.entries)
         self._stale.clear()
         self.pending.clear()
         self.winners = {}
@@ -129,16 +145,16 @@ class ShardMerger(Generic[Entry]):
 
     def nodes(self) -> set[str]:
         """Every node some shard (live or stale) holds."""
-        return {node for shard in self._shards.values() for node in shard.entries}
+        return set(self._holders)
 
     def _live(self) -> list[_Shard[Entry]]:
         return [shard for name, shard in self._shards.items() if name not in self._stale]
 
     def _best(self, node: str) -> Entry | None:
         return newest(
-            (self._stamp(entry), shard.resource_version, entry)
-            for shard in self._live()
-            if (entry := shard.entries.get(node)) is not None
+            (self._stamp(shard.entries[node]), shard.resource_version, shard.entries[node])
+            for name in self._holders.get(node, ())
+            if name not in self._stale and (shard := self._shards[name])
         )
 
     def _resolve(self, node: str, changes: Changes) -> None:
@@ -148,7 +164,8 @@ class ShardMerger(Generic[Entry]):
                 self.pending[node] = self._sequence
             return
         self.pending.pop(node, None)
-        if self.winners.get(node) != best:
+        current = self.winners.get(node)
+        if current is not best and current != best:
             self.winners[node] = best
             changes[node] = self._render(best)
 

@@ -217,6 +217,9 @@ class Reflector:
             ):
                 self._backoff.reset()
                 self._apply(watch_event)
+                # Events already buffered arrive without a suspension: give scrapes and the other
+                # watches a turn between two (a burst of big ClusterD shards would hold the loop).
+                await asyncio.sleep(0)
         except ApiError as err:
             if not is_open and err.status != 429:
                 # The watch could not be opened again (server unreachable, 5xx, …). The server that
