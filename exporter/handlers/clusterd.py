@@ -218,7 +218,9 @@ class ClusterdHandler:
         )
         self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
         self._objects: set[tuple[str, str]] = set()
-        self._device_memo: clusterd.DeviceEntryMemo = {}  # unchanged entries are not re-parsed
+        # Unchanged entries are not parsed again when ClusterD rewrites (or reshuffles) its shards.
+        self._device_memo: clusterd.DeviceEntryMemo = {}
+        self._switch_memo: clusterd.SwitchEntryMemo = {}
 
     # --- ReflectorSink ----------------------------------------------------------------------
 
@@ -242,7 +244,7 @@ class ClusterdHandler:
                 device_shards.append((name, clusterd.shard_index(name) or 0, rv, device_result.entries or {}))
                 problems = device_result.problems
             elif clusterd.is_switch_shard(name):
-                switch_result = clusterd.parse_switch_shard(obj)
+                switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
                 switch_shards.append((name, clusterd.shard_index(name) or 0, rv, switch_result.entries or {}))
                 problems = switch_result.problems
             else:
@@ -274,7 +276,7 @@ class ClusterdHandler:
             self._apply(_DEVICE, self.devices.write(name, index, rv, device_result.entries or {}))
             problems = device_result.problems
         elif clusterd.is_switch_shard(name):
-            switch_result = clusterd.parse_switch_shard(obj)
+            switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
             index = clusterd.shard_index(name) or 0
             self._apply(_SWITCH, self.switches.write(name, index, rv, switch_result.entries or {}))
             problems = switch_result.problems
@@ -304,9 +306,9 @@ class ClusterdHandler:
         self._apply(_DEVICE, self.devices.tick())
         self._apply(_SWITCH, self.switches.tick())
         # Forget parses of nodes no shard holds any more.
-        held = self.devices.nodes()
-        for node in self._device_memo.keys() - held:
-            del self._device_memo[node]
+        for memo, merger in ((self._device_memo, self.devices), (self._switch_memo, self.switches)):
+            for node in memo.keys() - merger.nodes():
+                del memo[node]
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -8,9 +8,9 @@ which is why the entries carry the raw `UpdateTime`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from exporter.sources import deviceplugin, noded
 from exporter.sources.common import (
@@ -118,7 +118,31 @@ def parse_node_cm(cm: Mapping[str, Any]) -> ClusterNodeResult:
 
 # node → (the entry as decoded, its parse, the problems it had): lets a caller skip re-parsing
 # the entries a shard rewrite did not change (ClusterD rewrites every shard every ~5 s).
-DeviceEntryMemo = dict[str, tuple[dict[str, Any], "ClusterDeviceEntry", tuple[Problem, ...]]]
+Parsed = TypeVar("Parsed")
+EntryMemo = dict[str, tuple[dict[str, Any], Parsed, tuple[Problem, ...]]]
+DeviceEntryMemo = EntryMemo["ClusterDeviceEntry"]
+SwitchEntryMemo = EntryMemo["ClusterSwitchEntry"]
+
+
+def _memoized(
+    node: str,
+    entry: dict[str, Any],
+    key: str,
+    memo: EntryMemo[Parsed] | None,
+    problems: Problems,
+    parse: Callable[[str, Mapping[str, Any], str, Problems], Parsed],
+) -> Parsed:
+    """`parse` the entry, or reuse the remembered parse when the decoded entry is unchanged."""
+    remembered = memo.get(node) if memo is not None else None
+    if remembered is not None and remembered[0] == entry:
+        problems.items.extend(remembered[2])
+        return remembered[1]
+    entry_problems = Problems()
+    parsed = parse(node, entry, key, entry_problems)
+    problems.items.extend(entry_problems.items)
+    if memo is not None:
+        memo[node] = (entry, parsed, tuple(entry_problems.items))
+    return parsed
 
 
 def parse_device_shard(cm: Mapping[str, Any], memo: DeviceEntryMemo | None = None) -> ShardResult:
@@ -133,16 +157,7 @@ def parse_device_shard(cm: Mapping[str, Any], memo: DeviceEntryMemo | None = Non
         node = _node_of_entry(key, entry, DEVICE_KEY_PREFIX, name, problems)
         if node is None:
             continue
-        remembered = memo.get(node) if memo is not None else None
-        if remembered is not None and remembered[0] == entry:
-            parsed = remembered[1]
-            problems.items.extend(remembered[2])
-        else:
-            entry_problems = Problems()
-            parsed = _device_entry(node, entry, name, entry_problems)
-            problems.items.extend(entry_problems.items)
-            if memo is not None:
-                memo[node] = (entry, parsed, tuple(entry_problems.items))
+        parsed = _memoized(node, entry, name, memo, problems, _device_entry)
         seen = entries.get(node)
         if seen is None or parsed.update_time_raw >= seen.update_time_raw:
             entries[node] = parsed
@@ -190,8 +205,9 @@ def _superpod(node: str, entry: Mapping[str, Any], chips: NodeChips | None) -> S
 
 # --- S6 cluster-info-switch-<m> ----------------------------------------------------------------
 
-def parse_switch_shard(cm: Mapping[str, Any]) -> SwitchShardResult:
-    """One `cluster-info-switch-<m>` shard: per node the DP `SwitchInfoCfg` struct plus `CmName`."""
+def parse_switch_shard(cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None) -> SwitchShardResult:
+    """One `cluster-info-switch-<m>` shard: per node the DP `SwitchInfoCfg` struct plus `CmName`.
+    With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_switch_shard(name):
@@ -201,9 +217,7 @@ def parse_switch_shard(cm: Mapping[str, Any]) -> SwitchShardResult:
         node = _node_of_entry(key, entry, SWITCH_KEY_PREFIX, name, problems)
         if node is None:
             continue
-        state = deviceplugin.parse_switch_info(node, entry, name, problems)
-        update_time, raw = _update_time(entry.get("UpdateTime"), name, problems)
-        parsed = ClusterSwitchEntry(state=state, update_time=update_time, update_time_raw=raw)
+        parsed = _memoized(node, entry, name, memo, problems, _switch_entry)
         seen = entries.get(node)
         if seen is None or parsed.update_time_raw >= seen.update_time_raw:
             entries[node] = parsed
@@ -243,10 +257,18 @@ def _entries(data: Mapping[str, Any], key: str, problems: Problems) -> list[tupl
     return entries
 
 
+def _switch_entry(node: str, entry: Mapping[str, Any], key: str, problems: Problems) -> ClusterSwitchEntry:
+    state = deviceplugin.parse_switch_info(node, entry, key, problems)
+    update_time, raw = _update_time(entry.get("UpdateTime"), key, problems)
+    return ClusterSwitchEntry(state=state, update_time=update_time, update_time_raw=raw)
+
+
 def _node_of_entry(
     entry_key: str, entry: Mapping[str, Any], prefix: str, key: str, problems: Problems
 ) -> str | None:
     """Node name from the map key `<prefix><node>`, else from `CmName`; else flag and skip."""
+    if entry_key.startswith(prefix) and (node := entry_key[len(prefix) :].strip()):
+        return node  # the usual case, first
     for candidate in (entry_key, as_str(entry.get("CmName"))):
         node = candidate[len(prefix):].strip() if candidate.startswith(prefix) else ""
         if node:
