@@ -122,6 +122,7 @@ Parsed = TypeVar("Parsed")
 EntryMemo = dict[str, tuple[dict[str, Any], Parsed, tuple[Problem, ...]]]
 DeviceEntryMemo = EntryMemo["ClusterDeviceEntry"]
 SwitchEntryMemo = EntryMemo["ClusterSwitchEntry"]
+Shard = TypeVar("Shard", "ClusterDeviceEntry", "ClusterSwitchEntry")
 
 
 def _memoized(
@@ -152,16 +153,7 @@ def parse_device_shard(cm: Mapping[str, Any], memo: DeviceEntryMemo | None = Non
     _, name = object_name(cm)
     if not is_device_shard(name):
         return ShardResult(None, problems)
-    entries: dict[str, ClusterDeviceEntry] = {}
-    for key, entry in _entries(configmap_data(cm), name, problems):
-        node = _node_of_entry(key, entry, DEVICE_KEY_PREFIX, name, problems)
-        if node is None:
-            continue
-        parsed = _memoized(node, entry, name, memo, problems, _device_entry)
-        seen = entries.get(node)
-        if seen is None or parsed.update_time_raw >= seen.update_time_raw:
-            entries[node] = parsed
-    return ShardResult(entries, problems)
+    return ShardResult(_shard_entries(cm, name, DEVICE_KEY_PREFIX, _device_entry, memo, problems), problems)
 
 
 def _device_entry(node: str, entry: Mapping[str, Any], key: str, problems: Problems) -> ClusterDeviceEntry:
@@ -212,19 +204,32 @@ def parse_switch_shard(cm: Mapping[str, Any], memo: SwitchEntryMemo | None = Non
     _, name = object_name(cm)
     if not is_switch_shard(name):
         return SwitchShardResult(None, problems)
-    entries: dict[str, ClusterSwitchEntry] = {}
-    for key, entry in _entries(configmap_data(cm), name, problems):
-        node = _node_of_entry(key, entry, SWITCH_KEY_PREFIX, name, problems)
-        if node is None:
-            continue
-        parsed = _memoized(node, entry, name, memo, problems, _switch_entry)
-        seen = entries.get(node)
-        if seen is None or parsed.update_time_raw >= seen.update_time_raw:
-            entries[node] = parsed
+    entries = _shard_entries(cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, problems)
     return SwitchShardResult(entries, problems)
 
 
 # --- shared ------------------------------------------------------------------------------------
+
+def _shard_entries(
+    cm: Mapping[str, Any],
+    name: str,
+    prefix: str,
+    parse: Callable[[str, Mapping[str, Any], str, Problems], Shard],
+    memo: EntryMemo[Shard] | None,
+    problems: Problems,
+) -> dict[str, Shard]:
+    """Every node's entry of one shard; a node written twice keeps its newest copy."""
+    entries: dict[str, Shard] = {}
+    for key, entry in _entries(configmap_data(cm), name, problems):
+        node = _node_of_entry(key, entry, prefix, name, problems)
+        if node is None:
+            continue
+        parsed = _memoized(node, entry, name, memo, problems, parse)
+        seen = entries.get(node)
+        if seen is None or parsed.update_time_raw >= seen.update_time_raw:
+            entries[node] = parsed
+    return entries
+
 
 def _entries(data: Mapping[str, Any], key: str, problems: Problems) -> list[tuple[str, dict[str, Any]]]:
     """The outer map stored under the data key named like the CM: `""` (surplus shard, no NodeD
