@@ -260,3 +260,28 @@ async def test_sources_switched_off_and_moved(api: KubeApiTestServer, start_expo
     }
     assert select(series, "mindx_npu_chip_fault_level", source="clusterd") == {}
     assert not any("/namespaces/volcano-system/" in p for _, p in api.request_log)
+
+
+async def test_corrected_event_clears_its_invalid_series(
+    api: KubeApiTestServer, start_exporter: StartExporter
+) -> None:
+    exporter = await start_exporter()
+    api.store.apply("events", fault_event("dp-pod.1", "device fault, nodeName:node134, not the format"))
+
+    async def flagged() -> None:
+        assert select(await exporter.scrape(), "mindx_configmap_invalid", configmap="dp-pod.1")
+
+    await eventually(flagged)
+    fixed = api.store.get("events", "kube-system", "dp-pod.1")
+    fixed["message"] = (
+        "device fault, nodeName:node134, assertion:Occur, cardID:1, deviceID:0, faultCodes:80E18402, "
+        "faultLevelName:SeparateNPU, alarmRaisedTime:2025-04-09 11:00:00"
+    )
+    api.store.apply("events", fixed)
+
+    async def cleared() -> None:
+        series = await exporter.scrape()
+        assert select(series, "mindx_configmap_invalid") == {}
+        assert select(series, "mindx_npu_fault_events_total", node="node134")
+
+    await eventually(cleared)

@@ -11,7 +11,7 @@ from exporter.kube.reflector import ReflectorSink, WatchTarget
 from exporter.logs import event
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.metrics.views import Blocks
+from exporter.metrics.views import Blocks, render_problems
 from exporter.sources.common import Problem, Problems
 
 log = logging.getLogger("exporter.handler")
@@ -84,3 +84,38 @@ class ProblemLog:
     def retain(self, present: set[tuple[str, str]]) -> None:
         for key in self._seen.keys() - present:
             del self._seen[key]
+
+
+ProblemKey = tuple[str, str, str, str]
+
+
+class SourceHandler:
+    """The part every reflector sink shares: where it writes its blocks, and how it accounts for
+    the problems its parser finds (`mindx_configmap_invalid`, parse-error counts, one log line)."""
+
+    def __init__(
+        self, spec: SourceSpec, target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+    ) -> None:
+        self.spec = spec
+        self.target = target
+        self.store = store
+        self.metrics = metrics
+        self.group = (spec.name, target.namespace)
+        self.problems = ProblemLog(spec.name, metrics)
+
+    def problem_key(self, namespace: str, name: str) -> ProblemKey:
+        return (self.spec.name, namespace, name, "problems")
+
+    def problem_blocks(
+        self, obj: Mapping[str, Any], namespace: str, name: str, problems: list[Problem]
+    ) -> Blocks:
+        """Account for one object's problems; its `mindx_configmap_invalid` blocks ({} when none)."""
+        self.problems.account(obj, namespace, name, problems)
+        blocks: Blocks = {}
+        if problems:
+            render_problems(blocks, namespace, name, problems)
+        return blocks
+
+    def forget_problems(self, namespace: str, name: str) -> None:
+        self.problems.forget(namespace, name)
+        self.store.delete(self.group, self.problem_key(namespace, name))

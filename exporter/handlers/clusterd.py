@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from exporter.handlers.base import ProblemLog, SourceSpec
+from exporter.handlers.base import SourceHandler, SourceSpec
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
@@ -27,12 +27,11 @@ from exporter.metrics.views import (
     Blocks,
     render_node_status,
     render_node_view,
-    render_problems,
     render_switch,
     render_usable,
 )
 from exporter.sources import clusterd
-from exporter.sources.common import Problems, object_name
+from exporter.sources.common import object_name
 from exporter.sources.shards import newest
 from exporter.sources.shards import resource_version as _resource_version
 from exporter.sources.usable import usable_chips
@@ -194,7 +193,7 @@ SOURCE = "clusterd"
 _NODE, _DEVICE, _SWITCH, _USABLE = "node", "device", "switch", "usable"
 
 
-class ClusterdHandler:
+class ClusterdHandler(SourceHandler):
     def __init__(
         self,
         spec: SourceSpec,
@@ -204,12 +203,7 @@ class ClusterdHandler:
         stale_after: float = DEFAULT_STALE_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.spec = spec
-        self.target = target
-        self.store = store
-        self.metrics = metrics
-        self.group = (spec.name, target.namespace)
-        self.problems = ProblemLog(spec.name, metrics)
+        super().__init__(spec, target, store, metrics)
         self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
             lambda e: e.update_time_raw, _device_blocks, stale_after, clock
         )
@@ -250,7 +244,9 @@ class ClusterdHandler:
             else:
                 continue
             self._objects.add((namespace, name))
-            self._problem_blocks(items, obj, namespace, name, problems)
+            problem_blocks = self.problem_blocks(obj, namespace, name, problems.items)
+            if problem_blocks:
+                items[self.problem_key(namespace, name)] = problem_blocks
         for node, blocks in self.devices.replace(device_shards).items():
             items[(SOURCE, _DEVICE, node)] = blocks
         for node, blocks in self.switches.replace(switch_shards).items():
@@ -283,10 +279,8 @@ class ClusterdHandler:
         else:
             return
         self._objects.add((namespace, name))
-        blocks: dict[Hashable, Blocks] = {}
-        self._problem_blocks(blocks, obj, namespace, name, problems)
-        problem_key = (SOURCE, namespace, name, "problems")
-        self.store.set(self.group, problem_key, blocks.get(problem_key, {}))
+        problem_blocks = self.problem_blocks(obj, namespace, name, problems.items)
+        self.store.set(self.group, self.problem_key(namespace, name), problem_blocks)
         self.metrics.set_objects(self.target, len(self._objects))
 
     def delete(self, obj: dict[str, Any]) -> None:
@@ -298,8 +292,7 @@ class ClusterdHandler:
         elif clusterd.is_switch_shard(name):
             self._apply(_SWITCH, self.switches.remove(name))
         self._objects.discard((namespace, name))
-        self.problems.forget(namespace, name)
-        self.store.delete(self.group, (SOURCE, namespace, name, "problems"))
+        self.forget_problems(namespace, name)
         self.metrics.set_objects(self.target, len(self._objects))
 
     def tick(self) -> None:
@@ -349,17 +342,3 @@ class ClusterdHandler:
                 self.store.delete(self.group, (SOURCE, _USABLE, node))
             else:
                 self.store.set(self.group, (SOURCE, _USABLE, node), blocks)
-
-    def _problem_blocks(
-        self,
-        items: dict[Hashable, Blocks],
-        obj: Mapping[str, Any],
-        namespace: str,
-        name: str,
-        problems: Problems,
-    ) -> None:
-        self.problems.account(obj, namespace, name, problems.items)
-        if problems.items:
-            blocks: Blocks = {}
-            render_problems(blocks, namespace, name, problems.items)
-            items[(SOURCE, namespace, name, "problems")] = blocks

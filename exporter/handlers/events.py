@@ -11,27 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from exporter.handlers.base import ProblemLog, SourceSpec
+from exporter.handlers.base import SourceHandler, SourceSpec
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.metrics.views import Blocks, render_event_counts, render_problems
+from exporter.metrics.views import Blocks, render_event_counts
 from exporter.sources import events
 from exporter.sources.common import object_name
 
 CounterKey = tuple[str, str, str]  # (node, reason, fault_level)
 
 
-class EventCounter:
+class EventCounter(SourceHandler):
     def __init__(
         self, spec: SourceSpec, target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
     ) -> None:
-        self.spec = spec
-        self.target = target
-        self.store = store
-        self.metrics = metrics
-        self.group = (spec.name, target.namespace)
-        self.problems = ProblemLog(spec.name, metrics)
+        super().__init__(spec, target, store, metrics)
         self._started = False
         self._seen: dict[str, tuple[CounterKey, int]] = {}  # Event uid → (counter, count so far)
         self._counts: dict[str, dict[CounterKey, int]] = {}  # node → counters
@@ -51,8 +46,8 @@ class EventCounter:
         items: dict[Any, Blocks] = {
             ("events", node): render_event_counts(c) for node, c in self._counts.items()
         }
-        items.update(problem_items)
-        self.problems.retain({(self.target.namespace, key[2]) for key in problem_items})
+        items.update((key, blocks) for key, blocks in problem_items.items() if blocks)
+        self.problems.retain({(key[1], key[2]) for key in problem_items})
         self.store.replace_group(self.group, items)
         self.metrics.set_objects(self.target, len(self._seen))
 
@@ -70,8 +65,7 @@ class EventCounter:
         namespace, name = object_name(obj)
         uid = _uid(obj)
         self._seen.pop(uid, None)
-        self.problems.forget(namespace, name)
-        self.store.delete(self.group, ("events-problems", namespace, name))
+        self.forget_problems(namespace, name)
         self.metrics.set_objects(self.target, len(self._seen))
 
     def _observe(
@@ -80,11 +74,10 @@ class EventCounter:
         """Remember one Event; count what is new about it. Returns its uid for fault Events."""
         namespace, name = object_name(obj)
         result = events.parse_event(obj)
-        self.problems.account(obj, namespace, name, result.problems.items)
-        if result.problems.items:
-            blocks: Blocks = {}
-            render_problems(blocks, namespace, name, result.problems.items)
-            problem_items[("events-problems", namespace, name)] = blocks
+        # Every Event gets an entry ({} when fine), so a corrected Event clears its series.
+        problem_items[self.problem_key(namespace, name)] = self.problem_blocks(
+            obj, namespace, name, result.problems.items
+        )
         record = result.record
         if record is None:
             return ""

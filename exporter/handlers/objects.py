@@ -7,31 +7,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from exporter.handlers.base import ProblemLog, SourceSpec
+from exporter.handlers.base import SourceHandler, SourceSpec
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.metrics.views import Blocks, render_problems
+from exporter.metrics.views import Blocks
 from exporter.sources.common import object_name
 
 ObjectId = tuple[str, str]  # (namespace, name)
 StoreKey = tuple[str, str, str, str]  # (source, namespace, name, record sub-key)
-PROBLEMS = "problems"
 RecordListener = Callable[[ObjectId, Mapping[str, Any]], None]
 
 
-class ObjectHandler:
+class ObjectHandler(SourceHandler):
     def __init__(
         self, spec: SourceSpec, target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
     ) -> None:
         if spec.parse is None or spec.render is None:
             raise ValueError(f"source {spec.name} needs a parser and a renderer")
-        self.spec = spec
-        self.target = target
-        self.store = store
-        self.metrics = metrics
-        self.group = (spec.name, target.namespace)
-        self.problems = ProblemLog(spec.name, metrics)
+        super().__init__(spec, target, store, metrics)
         self._keys: dict[ObjectId, set[StoreKey]] = {}  # which store keys each object owns
         self._listeners: list[RecordListener] = []
 
@@ -96,9 +90,7 @@ class ObjectHandler:
         blocks_by_key: dict[StoreKey, Blocks] = {}
         for sub_key, record in (parsed.records or {}).items():
             blocks_by_key[(source, namespace, name, sub_key)] = self.spec.render(source, record)
-        if parsed.problems.items:
-            problem_blocks: Blocks = {}
-            render_problems(problem_blocks, namespace, name, parsed.problems.items)
-            blocks_by_key[(source, namespace, name, PROBLEMS)] = problem_blocks
-        self.problems.account(obj, namespace, name, parsed.problems.items)
+        problem_blocks = self.problem_blocks(obj, namespace, name, parsed.problems.items)
+        if problem_blocks:
+            blocks_by_key[self.problem_key(namespace, name)] = problem_blocks
         return (namespace, name), blocks_by_key, parsed.records or {}
