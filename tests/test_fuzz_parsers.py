@@ -45,7 +45,14 @@ from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.registry import SOURCES_BY_NAME
 from exporter.sources import clusterd, deviceplugin, events, noded, volcano
-from exporter.sources.common import Problem, Problems, as_int, chip_level_rank, object_name
+from exporter.sources.common import (
+    Problem,
+    Problems,
+    as_int,
+    chip_level_rank,
+    node_from_name,
+    object_name,
+)
 from exporter.sources.records import ChipFault, FaultCode, NodeFaultDevice
 from tests.helpers import Series, fixture, parse_exposition, select
 
@@ -335,7 +342,7 @@ DP_KEYS = (deviceplugin.KEY_DEVICE_INFO, deviceplugin.KEY_SWITCH_INFO, deviceplu
 def check_deviceplugin(cm: dict[str, Any], upsert: bool) -> None:
     result = deviceplugin.parse_configmap(cm)
     problems = result.problems.items
-    node = deviceplugin.node_of(object_name(cm)[1])
+    node = node_from_name(object_name(cm)[1], deviceplugin.NAME_PREFIX)
     if node is None:
         assert result.view is None and not problems
         return
@@ -393,7 +400,7 @@ NODED_FIXTURES = [fixture("nodeinfo-node133-preseparate.json"), fixture("nodeinf
 def check_noded(cm: dict[str, Any], upsert: bool) -> None:
     result = noded.parse_configmap(cm)
     problems = result.problems.items
-    node = noded.node_of(object_name(cm)[1])
+    node = node_from_name(object_name(cm)[1], noded.NAME_PREFIX)
     if node is None:
         assert result.record is None and not problems
         return

@@ -14,14 +14,13 @@ from typing import Any, TypeVar
 
 from exporter.sources import deviceplugin, noded
 from exporter.sources.common import (
-    REASON_JSON,
     REASON_SCHEMA,
     Problem,
     Problems,
     as_int,
     as_str,
     configmap_data,
-    loads,
+    decode_json,
     object_name,
     unix_seconds,
 )
@@ -89,6 +88,7 @@ def is_switch_shard(name: str) -> bool:
 
 
 # --- S4 cluster-info-node-cm ------------------------------------------------------------------
+
 
 def parse_node_cm(cm: Mapping[str, Any]) -> ClusterNodeResult:
     """`cluster-info-node-cm`: ClusterD's copy of every NodeD CM (NodeStatus possibly rewritten,
@@ -197,6 +197,7 @@ def _superpod(node: str, entry: Mapping[str, Any], chips: NodeChips | None) -> S
 
 # --- S6 cluster-info-switch-<m> ----------------------------------------------------------------
 
+
 def parse_switch_shard(cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None) -> SwitchShardResult:
     """One `cluster-info-switch-<m>` shard: per node the DP `SwitchInfoCfg` struct plus `CmName`.
     With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
@@ -209,6 +210,7 @@ def parse_switch_shard(cm: Mapping[str, Any], memo: SwitchEntryMemo | None = Non
 
 
 # --- shared ------------------------------------------------------------------------------------
+
 
 def _shard_entries(
     cm: Mapping[str, Any],
@@ -234,27 +236,9 @@ def _shard_entries(
 def _entries(data: Mapping[str, Any], key: str, problems: Problems) -> list[tuple[str, dict[str, Any]]]:
     """The outer map stored under the data key named like the CM: `""` (surplus shard, no NodeD
     CM) and `null`/`{}`/`[]` are empty; non-object entries are flagged and skipped."""
-    raw = data.get(key)
-    if raw is None:
-        problems.add(key, REASON_SCHEMA, "key missing")
-        return []
-    if not isinstance(raw, str):
-        problems.add(key, REASON_SCHEMA, "value is not a string")
-        return []
-    if not raw.strip():
-        return []
-    try:
-        decoded = loads(raw)
-    except ValueError as err:
-        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
-        return []
-    if decoded is None or decoded == []:
-        return []
-    if not isinstance(decoded, dict):
-        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
-        return []
+    decoded = decode_json(data, key, problems, required=True, blank_is_empty=True)
     entries = []
-    for entry_key, entry in decoded.items():
+    for entry_key, entry in (decoded or {}).items():
         if not isinstance(entry, dict):
             problems.add(key, REASON_SCHEMA, f"entry {entry_key!r} is not an object")
             continue
@@ -275,7 +259,7 @@ def _node_of_entry(
     if entry_key.startswith(prefix) and (node := entry_key[len(prefix) :].strip()):
         return node  # the usual case, first
     for candidate in (entry_key, as_str(entry.get("CmName"))):
-        node = candidate[len(prefix):].strip() if candidate.startswith(prefix) else ""
+        node = candidate[len(prefix) :].strip() if candidate.startswith(prefix) else ""
         if node:
             return node
     problems.add(key, REASON_SCHEMA, f"entry {entry_key!r}: neither key nor CmName starts with {prefix!r}")

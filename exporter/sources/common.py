@@ -223,11 +223,19 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def decode_object(
-    data: Mapping[str, Any], key: str, problems: Problems, required: bool
-) -> dict[str, Any] | None:
-    """The JSON object stored as a string under `data[key]`; None (and a problem) when it is not
-    one. A missing key is a problem only where the producer always writes it."""
+def decode_json(
+    data: Mapping[str, Any],
+    key: str,
+    problems: Problems,
+    *,
+    shape: type = dict,
+    required: bool = False,
+    blank_is_empty: bool = False,
+) -> Any:
+    """The JSON value of `shape` (dict or list) stored as a string under `data[key]`; None, and a
+    problem, when it is not one. A missing key is a problem only where the producer always writes
+    it; with `blank_is_empty`, `""`, `null`, `[]` and `{}` mean "nothing" (ClusterD and Volcano
+    write `""` when empty)."""
     raw = data.get(key)
     if raw is None:
         if required:
@@ -236,15 +244,26 @@ def decode_object(
     if not isinstance(raw, str):
         problems.add(key, REASON_SCHEMA, "value is not a string")
         return None
+    if blank_is_empty and not raw.strip():
+        return None
     try:
         decoded = loads(raw)
     except ValueError as err:
         problems.add(key, REASON_JSON, f"invalid JSON: {err}")
         return None
-    if not isinstance(decoded, dict):
-        problems.add(key, REASON_SCHEMA, "value is not a JSON object")
+    if blank_is_empty and decoded in (None, [], {}):
+        return None
+    if not isinstance(decoded, shape):
+        problems.add(key, REASON_SCHEMA, f"value is not a JSON {'array' if shape is list else 'object'}")
         return None
     return decoded
+
+
+def node_from_name(name: str, prefix: str) -> str | None:
+    """`mindx-dl-deviceinfo-node133` with prefix `mindx-dl-deviceinfo-` → `node133`."""
+    if name.startswith(prefix) and len(name) > len(prefix):
+        return name[len(prefix) :]
+    return None
 
 
 def as_dict(value: object) -> dict[str, Any] | None:

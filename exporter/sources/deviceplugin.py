@@ -16,9 +16,10 @@ from exporter.sources.common import (
     as_str,
     chip_level_rank,
     configmap_data,
-    decode_object,
+    decode_json,
     go_json_string,
     loads,
+    node_from_name,
     normalize_code,
     object_name,
     sha256_hex,
@@ -57,23 +58,17 @@ class ParseResult:
     problems: Problems
 
 
-def node_of(name: str) -> str | None:
-    if name.startswith(NAME_PREFIX) and len(name) > len(NAME_PREFIX):
-        return name[len(NAME_PREFIX) :]
-    return None
-
-
 def parse_configmap(cm: Mapping[str, Any]) -> ParseResult:
     """Parse one device-plugin ConfigMap into the node's chips, switch and super-pod data."""
     problems = Problems()
     _, name = object_name(cm)
-    node = node_of(name)
+    node = node_from_name(name, NAME_PREFIX)
     if node is None:
         return ParseResult(None, problems)
     data = configmap_data(cm)
     view = NodeView(node=node)
 
-    info = decode_object(data, KEY_DEVICE_INFO, problems, required=True)
+    info = decode_json(data, KEY_DEVICE_INFO, problems, required=True)
     manual = split_names(data.get(KEY_MANUALLY_SEPARATED))
     if info is not None:
         device_info = as_dict(info.get("DeviceInfo"))
@@ -93,7 +88,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> ParseResult:
         view.superpod = _superpod(node, info)
 
     if KEY_SWITCH_INFO in data:
-        switch = decode_object(data, KEY_SWITCH_INFO, problems, required=False)
+        switch = decode_json(data, KEY_SWITCH_INFO, problems)
         if switch is not None:
             view.switch = parse_switch_info(node, switch, KEY_SWITCH_INFO, problems)
     return ParseResult(view, problems)

@@ -19,8 +19,9 @@ from exporter.sources.common import (
     as_int,
     as_str,
     configmap_data,
-    decode_object,
+    decode_json,
     go_json_dumps,
+    node_from_name,
     normalize_code,
     object_name,
     rfc3339_seconds,
@@ -44,12 +45,6 @@ class NodeDResult:
     problems: Problems
 
 
-def node_of(name: str) -> str | None:
-    if name.startswith(NAME_PREFIX) and len(name) > len(NAME_PREFIX):
-        return name[len(NAME_PREFIX):]
-    return None
-
-
 def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
     """Parse one NodeD ConfigMap into the node's status and faulty devices.
 
@@ -58,14 +53,14 @@ def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
     """
     problems = Problems()
     _, name = object_name(cm)
-    node = node_of(name)
+    node = node_from_name(name, NAME_PREFIX)
     if node is None:
         return NodeDResult(None, problems)
     data = configmap_data(cm)
 
     status = ""
     devices: tuple[NodeFaultDevice, ...] = ()
-    outer = decode_object(data, KEY_NODE_INFO, problems, required=True)
+    outer = decode_json(data, KEY_NODE_INFO, problems, required=True)
     if outer is not None:
         inner = outer.get("NodeInfo")
         if not isinstance(inner, dict):

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.sources.common import (
-    REASON_JSON,
     REASON_SCHEMA,
     Problems,
     as_dict,
     as_int,
     as_str,
     configmap_data,
-    loads,
+    decode_json,
     object_name,
     split_names,
     unix_seconds,
@@ -71,36 +70,15 @@ def parse_configmap(cm: Mapping[str, Any]) -> VolcanoResult:
     if name != NAME:
         return VolcanoResult(None, None, problems)
     data = configmap_data(cm)
-    nodes = _parse_fault_nodes(_decode(data, KEY_FAULT_NODE, list, problems), problems)
-    retries = _parse_retries(_decode(data, KEY_RETRY_TIMES, dict, problems), problems)
+    nodes = _parse_fault_nodes(
+        decode_json(data, KEY_FAULT_NODE, problems, shape=list, blank_is_empty=True), problems
+    )
+    retries = _parse_retries(decode_json(data, KEY_RETRY_TIMES, problems, blank_is_empty=True), problems)
     return VolcanoResult(nodes, retries, problems)
 
 
-def _decode(data: Mapping[str, Any], key: str, shape: type, problems: Problems) -> Any:
-    """A key's JSON value of the expected shape, or None. Missing, `""`, `null`, `[]` and `{}`
-    all mean "nothing" without a problem (Volcano writes `""` when empty)."""
-    raw = data.get(key)
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        problems.add(key, REASON_SCHEMA, "value is not a string")
-        return None
-    if not raw.strip():
-        return None
-    try:
-        decoded = loads(raw)
-    except ValueError as err:
-        problems.add(key, REASON_JSON, f"invalid JSON: {err}")
-        return None
-    if decoded is None or decoded == [] or decoded == {}:
-        return None
-    if not isinstance(decoded, shape):
-        problems.add(key, REASON_SCHEMA, f"value is not a JSON {'array' if shape is list else 'object'}")
-        return None
-    return decoded
-
-
 # --- fault-node --------------------------------------------------------------------------------
+
 
 def _parse_fault_nodes(entries: list[Any] | None, problems: Problems) -> tuple[VolcanoNode, ...]:
     """Duplicate node names (not expected) keep the entry with the larger UpdateTime (tie: later)."""
@@ -192,6 +170,7 @@ def _group(
 
 
 # --- remain-retry-times ------------------------------------------------------------------------
+
 
 def _parse_retries(entries: dict[str, Any] | None, problems: Problems) -> tuple[JobRetries, ...]:
     retries = []
