@@ -6,6 +6,7 @@ source) fixes the formats; the comments say which quirk a helper absorbs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -80,6 +81,7 @@ _PHYSICAL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:-(?:V|VPro|IPro))?-(\d+)(?
 _VIRTUAL_NAME = re.compile(r"^.+?-\d+c[^-]*-\d+-(\d+)$")
 
 
+@functools.lru_cache(maxsize=65536)  # chip names repeat on every node; rendering asks often
 def chip_id(npu_name: str) -> str:
     """Physical chip id of a device name (spec §2.9): `Ascend910-4`→4, `npu-5`→5,
     vNPU `Ascend910-4c-100-3`→3, share mode `Ascend310P-2-17`→2; "" when it does not parse."""
