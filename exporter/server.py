@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from exporter.metrics.exposition import CONTENT_TYPE
+from exporter.metrics.gzipstream import finish_member
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.webconfig import RESPONSE_HEADERS_KEY
@@ -36,23 +37,22 @@ class MetricsHandler:
         headers = {"Content-Type": CONTENT_TYPE}
         parts: tuple[bytes, ...]
         if _accepts_gzip(request):
-            prefix, compressor = await self.store.gzip_parts()
+            compressed = await self.store.gzip()
             self.metrics.render_seconds.observe(time.perf_counter() - started)
-            stream = compressor.copy()
-            parts = (prefix, stream.compress(self.metrics.render()) + stream.flush())
+            ending = finish_member(compressed.crc, compressed.length, self.metrics.render())
+            parts = (compressed.prefix, ending)
             headers["Content-Encoding"] = "gzip"
             headers["Vary"] = "Accept-Encoding"
         else:
-            data = self.store.body()
+            plain = self.store.plain()
             self.metrics.render_seconds.observe(time.perf_counter() - started)
-            parts = (data, self.metrics.render())
+            parts = (*plain.parts, self.metrics.render())
         response = web.StreamResponse(headers=headers)
         response.content_length = sum(len(part) for part in parts)
         try:
             await response.prepare(request)
             if request.method != "HEAD":
-                for part in parts:
-                    await _write_chunked(response, part)
+                await _write_in_slices(response, parts)
             await response.write_eof()
         except ConnectionError:
             # The scraper went away (e.g. its scrape timeout): nothing to report, nothing to send.
@@ -60,12 +60,25 @@ class MetricsHandler:
         return response
 
 
-async def _write_chunked(response: web.StreamResponse, data: bytes) -> None:
-    """Send the shared, cached body in slices: each `write` waits for the socket to drain, so a
-    scrape buffers one slice instead of a copy of a body that can be 60 MB."""
-    view = memoryview(data)
-    for start in range(0, len(view), WRITE_SLICE):
-        await response.write(view[start : start + WRITE_SLICE])
+async def _write_in_slices(response: web.StreamResponse, parts: tuple[bytes, ...]) -> None:
+    """Send the shared, cached parts in slices of about WRITE_SLICE bytes: each `write` waits for
+    the socket to drain, so a scrape buffers one slice instead of a copy of a body that can be
+    60 MB, and other work runs between slices. Small parts are joined into one slice, large
+    ones are cut."""
+    pending: list[bytes | memoryview] = []
+    pending_size = 0
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), WRITE_SLICE):
+            piece = view[start : start + WRITE_SLICE]
+            pending.append(piece)
+            pending_size += len(piece)
+            if pending_size >= WRITE_SLICE:
+                await response.write(pending[0] if len(pending) == 1 else b"".join(pending))
+                pending.clear()
+                pending_size = 0
+    if pending:
+        await response.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
 
 async def _extra_headers(request: web.Request, response: web.StreamResponse) -> None:

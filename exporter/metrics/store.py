@@ -1,54 +1,185 @@
 """A store of rendered sample blocks (kube-state-metrics' metrics_store, for asyncio).
 
 Every object's samples are rendered once, when the object changes, and kept per family; a
-scrape writes each family's header and then every object's block for it. The joined body (and
-its gzip) is cached until something changes. All methods are synchronous and the event loop
-runs one at a time, so a scrape never sees a half-applied update or relist.
+scrape writes each family's header and then every object's block for it, in key order. Each
+family's blocks are held in segments of consecutive keys (about SEGMENT_TARGET bytes), and each
+segment caches its joined text and its compressed form, so after a change a scrape re-joins and
+re-compresses only the segments that changed: the gzip body of a 36 MB exposition is rebuilt
+from a few 32 KiB segments instead of from scratch. All methods that change or read the blocks
+are synchronous and the event loop runs one at a time, so a scrape never sees a half-applied
+update or relist.
 """
 
 from __future__ import annotations
 
 import asyncio
-import zlib
+import bisect
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.metrics.exposition import Family
+from exporter.metrics.gzipstream import EMPTY, GZIP_HEADER, CrcTree, Deflated, deflate_part
 
-Key = Hashable
+Key = Any  # Hashable and ordered among the keys of one family (tuples of strings here)
+
+# A segment is split above SEGMENT_MAX and merged into its neighbour below SEGMENT_MIN. At 32 KiB
+# a segment compresses in ~20 µs, and 10,000 nodes' 36 MB make about 1,500 segments.
+SEGMENT_TARGET = 32 << 10
+SEGMENT_MAX = 2 * SEGMENT_TARGET
+SEGMENT_MIN = SEGMENT_TARGET // 4
 
 
-# Level 1: a 60 MB body compresses about three times faster than at the default level 6, and
-# the text format's repetition still shrinks it about 20-fold.
-GZIP_LEVEL = 1
+class _Segment:
+    """Consecutive keys of one family (or a family's constant header) and their blocks."""
+
+    __slots__ = ("_text", "blocks", "deflated", "keys", "size", "version")
+
+    def __init__(self, keys: list[Key], blocks: dict[Key, bytes]) -> None:
+        self.keys = keys  # sorted
+        self.blocks = blocks
+        self.size = sum(len(block) for block in blocks.values())
+        self.version = 0
+        self._text: bytes | None = None
+        self.deflated: Deflated | None = None
+
+    def changed(self) -> None:
+        self.version += 1
+        self._text = None
+        self.deflated = None
+
+    def text(self) -> bytes:
+        if self._text is None:
+            blocks = self.blocks
+            self._text = b"".join([blocks[key] for key in self.keys])
+        return self._text
 
 
-@dataclass(slots=True)
-class _Body:
+class _FamilySegments:
+    """A family's blocks in key order, split into segments; `first[i]` is segment i's first key."""
+
+    __slots__ = ("first", "header", "segments")
+
+    def __init__(self, header: bytes) -> None:
+        header_segment = _Segment([None], {None: header})
+        self.header = header_segment
+        self.segments: list[_Segment] = []
+        self.first: list[Key] = []
+
+    def _find(self, key: Key) -> int:
+        return max(bisect.bisect_right(self.first, key) - 1, 0)
+
+    def get(self, key: Key) -> bytes | None:
+        if not self.segments:
+            return None
+        return self.segments[self._find(key)].blocks.get(key)
+
+    def put(self, key: Key, block: bytes, new: bool) -> bool:
+        """Set `key`'s block; returns True when segments were added or removed."""
+        if not self.segments:
+            self.segments.append(_Segment([key], {key: block}))
+            self.first.append(key)
+            return True
+        index = self._find(key)
+        segment = self.segments[index]
+        if new:
+            bisect.insort(segment.keys, key)
+            if key < self.first[index]:
+                self.first[index] = key
+        else:
+            segment.size -= len(segment.blocks[key])
+        segment.blocks[key] = block
+        segment.size += len(block)
+        segment.changed()
+        if segment.size > SEGMENT_MAX and len(segment.keys) > 1:
+            self._split(index)
+            return True
+        return False
+
+    def remove(self, key: Key) -> bool:
+        index = self._find(key)
+        segment = self.segments[index]
+        segment.size -= len(segment.blocks.pop(key))
+        segment.keys.remove(key)
+        segment.changed()
+        if not segment.keys:
+            del self.segments[index], self.first[index]
+            return True
+        self.first[index] = segment.keys[0]
+        if segment.size < SEGMENT_MIN and index + 1 < len(self.segments):
+            following = self.segments[index + 1]
+            if segment.size + following.size <= SEGMENT_TARGET:
+                segment.keys.extend(following.keys)
+                segment.blocks.update(following.blocks)
+                segment.size += following.size
+                del self.segments[index + 1], self.first[index + 1]
+                return True
+        return False
+
+    def _split(self, index: int) -> None:
+        """Split segment `index` into pieces of about SEGMENT_TARGET bytes."""
+        segment = self.segments[index]
+        pieces: list[list[Key]] = [[]]
+        filled = 0
+        for key in segment.keys:
+            size = len(segment.blocks[key])
+            if filled and filled + size > SEGMENT_TARGET:
+                pieces.append([])
+                filled = 0
+            pieces[-1].append(key)
+            filled += size
+        replacement = [_Segment(keys, {key: segment.blocks[key] for key in keys}) for keys in pieces]
+        self.segments[index : index + 1] = replacement
+        self.first[index : index + 1] = [piece.keys[0] for piece in replacement]
+
+    def layout(self) -> list[_Segment]:
+        return [self.header, *self.segments]
+
+
+@dataclass(frozen=True, slots=True)
+class PlainBody:
     generation: int
-    data: bytes
-    gzip: asyncio.Future[tuple[bytes, zlib._Compress]] | None = None
+    parts: tuple[bytes, ...]  # the exposition is their concatenation
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class GzipBody:
+    """GZIP_HEADER plus every segment compressed: a gzip member without its final block, which
+    gzipstream.finish_member appends with the scrape's own trailing text."""
+
+    generation: int
+    prefix: bytes
+    crc: int  # CRC-32 and length of the uncompressed text so far
+    length: int
+
+
+class _Layout:
+    """Every segment in body order, with the combined CRC of their last compressed forms."""
+
+    def __init__(self, segments: list[_Segment]) -> None:
+        self.segments = segments
+        self.compressed: list[Deflated] | None = None  # as of the last gzip body
+        self.crc: CrcTree | None = None
 
 
 class MetricsStore:
     def __init__(self, families: Iterable[Family]) -> None:
         self.families: tuple[Family, ...] = tuple(families)
-        self._headers = {family: family.header() for family in self.families}
-        self._blocks: dict[Family, dict[Key, bytes]] = {family: {} for family in self.families}
+        self._family_segments = {family: _FamilySegments(family.header()) for family in self.families}
         self._families_of: dict[Key, tuple[Family, ...]] = {}
         self._groups: dict[Hashable, set[Key]] = {}
         self._generation = 0
-        self._body: _Body | None = None
-        # Families that gained a key since the last render: their blocks are re-sorted by key
-        # then, so the body's order depends only on the content, never on the update history.
-        self._unsorted: set[Family] = set()
+        self._layout: _Layout | None = None
+        self._plain: PlainBody | None = None
+        self._gzip: GzipBody | None = None
+        self._gzip_lock = asyncio.Lock()
 
     # --- updates ----------------------------------------------------------------------------
 
     def set(self, group: Hashable, key: Key, blocks: Mapping[Family, bytes]) -> bool:
         """Replace everything `key` contributes with `blocks` (families absent from it vanish).
-        Returns False, and keeps the cached body, when nothing changed."""
+        Returns False, and keeps the cached bodies, when nothing changed."""
         self._groups.setdefault(group, set()).add(key)
         if self._same(key, blocks):
             return False
@@ -77,28 +208,28 @@ class MetricsStore:
         return frozenset(self._groups.get(group, ()))
 
     def _same(self, key: Key, blocks: Mapping[Family, bytes]) -> bool:
-        present = [family for family, block in blocks.items() if block]
-        if tuple(present) != self._families_of.get(key, ()):
+        present = tuple(family for family, block in blocks.items() if block)
+        if present != self._families_of.get(key, ()):
             return False
-        return all(self._blocks[family][key] == blocks[family] for family in present)
+        return all(self._family_segments[family].get(key) == blocks[family] for family in present)
 
     def _put(self, key: Key, blocks: Mapping[Family, bytes]) -> None:
-        """Make `key`'s blocks exactly `blocks`. Existing entries are updated in place, so a
-        family's order only needs re-sorting when a key is new to it."""
+        """Make `key`'s blocks exactly `blocks`."""
         old = self._families_of.pop(key, ())
-        present = []
-        for family, block in blocks.items():
-            if block:
-                per_key = self._blocks[family]
-                if key not in per_key:
-                    self._unsorted.add(family)
-                per_key[key] = block
-                present.append(family)
+        present = tuple(family for family, block in blocks.items() if block)
+        restructured = False
+        for family in present:
+            segments = self._family_segments[family]
+            previous = segments.get(key) if family in old else None
+            if previous != blocks[family]:
+                restructured |= segments.put(key, blocks[family], previous is None)
         for family in old:
             if family not in present:
-                del self._blocks[family][key]
+                restructured |= self._family_segments[family].remove(key)
         if present:
-            self._families_of[key] = tuple(present)
+            self._families_of[key] = present
+        if restructured:
+            self._layout = None
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -110,43 +241,61 @@ class MetricsStore:
         return len(self._families_of)
 
     def body(self) -> bytes:
-        """The exposition of every stored block; rebuilt only after a change."""
-        return self._current().data
+        """The exposition of every stored block."""
+        return b"".join(self.plain().parts)
 
-    async def gzip_parts(self) -> tuple[bytes, zlib._Compress]:
-        """The body compressed as the start of a gzip stream, plus a compressor positioned after it.
+    def plain(self) -> PlainBody:
+        """The exposition as parts to send one after the other; only changed segments are joined
+        again, and an unchanged store returns the same object."""
+        if self._plain is None or self._plain.generation != self._generation:
+            parts = tuple(segment.text() for segment in self._current_layout().segments)
+            self._plain = PlainBody(self._generation, parts, sum(len(part) for part in parts))
+        return self._plain
 
-        The caller copies the compressor to append its own trailing text (self-metrics) and
-        finish the stream. Compression runs in a worker thread (zlib releases the GIL), so watch
-        events keep being applied meanwhile; concurrent scrapes of the same body share one
-        compression, and an unchanged store is never compressed twice.
+    async def gzip(self) -> GzipBody:
+        """The exposition compressed, except for the final block (see GzipBody).
+
+        Only segments that changed since the last gzip body are compressed again, in a worker
+        thread (zlib releases the GIL), so watch events keep being applied meanwhile; builds run
+        one at a time and concurrent scrapes of the same generation share one.
         """
-        body = self._current()
-        if body.gzip is None:
-            body.gzip = asyncio.ensure_future(asyncio.to_thread(_gzip_start, body.data))
-        return await asyncio.shield(body.gzip)
+        async with self._gzip_lock:
+            if self._gzip is None or self._gzip.generation != self._generation:
+                self._gzip = await self._build_gzip()
+            return self._gzip
 
-    def _current(self) -> _Body:
-        if self._body is None or self._body.generation != self._generation:
-            self._body = _Body(self._generation, self._render())
-        return self._body
+    async def _build_gzip(self) -> GzipBody:
+        generation = self._generation
+        layout = self._current_layout()
+        snapshot = [segment.deflated for segment in layout.segments]
+        stale = [index for index, part in enumerate(snapshot) if part is None]
+        versions = [layout.segments[index].version for index in stale]
+        fresh = await asyncio.to_thread(_deflate_all, [layout.segments[index].text() for index in stale])
+        # Changes applied during the await only mark segments stale again; what is built here,
+        # the compressed list and the CRC tree all describe the segments as of `generation`.
+        for index, version, part in zip(stale, versions, fresh, strict=True):
+            segment = layout.segments[index]
+            if segment.version == version:
+                segment.deflated = part
+            snapshot[index] = part
+        if layout.compressed is None or layout.crc is None:
+            layout.compressed = [part or EMPTY for part in snapshot]
+            layout.crc = CrcTree(layout.compressed)
+        else:
+            for index, part in zip(stale, fresh, strict=True):
+                layout.compressed[index] = part
+                layout.crc.update(index, part)
+        prefix = b"".join([GZIP_HEADER, *(part.data for part in layout.compressed)])
+        return GzipBody(generation, prefix, layout.crc.crc, layout.crc.length)
 
-    def _render(self) -> bytes:
-        for family in self._unsorted:
-            self._blocks[family] = dict(sorted(self._blocks[family].items(), key=_sort_key))
-        self._unsorted.clear()
-        parts: list[bytes] = []
-        for family in self.families:
-            blocks = self._blocks[family]
-            parts.append(self._headers[family])
-            parts.extend(blocks.values())
-        return b"".join(parts)
+    def _current_layout(self) -> _Layout:
+        if self._layout is None:
+            segments: list[_Segment] = []
+            for family in self.families:
+                segments.extend(self._family_segments[family].layout())
+            self._layout = _Layout(segments)
+        return self._layout
 
 
-def _gzip_start(data: bytes) -> tuple[bytes, zlib._Compress]:
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    return compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH), compressor
-
-
-def _sort_key(item: tuple[Key, bytes]) -> Any:
-    return item[0]
+def _deflate_all(texts: list[bytes]) -> list[Deflated]:
+    return [deflate_part(text) for text in texts]
