@@ -12,7 +12,7 @@ from aiohttp.typedefs import Middleware
 from exporter.metrics.exposition import CONTENT_TYPE
 from exporter.metrics.gzipstream import finish_member
 from exporter.metrics.selfmetrics import ExporterMetrics
-from exporter.metrics.store import MetricsStore
+from exporter.metrics.store import GzipBody, MetricsStore
 from exporter.webconfig import RESPONSE_HEADERS_KEY
 
 ReadinessCheck = Callable[[], list[str]]  # names of the watches that have not listed yet
@@ -31,6 +31,13 @@ class MetricsHandler:
     def __init__(self, store: MetricsStore, metrics: ExporterMetrics) -> None:
         self.store = store
         self.metrics = metrics
+        # The last gzip ending: concurrent scrapes of the same body and self-metrics text share it.
+        self._ending: tuple[GzipBody, bytes, bytes] | None = None
+
+    def _gzip_ending(self, compressed: GzipBody, tail: bytes) -> bytes:
+        if self._ending is None or self._ending[0] is not compressed or self._ending[1] is not tail:
+            self._ending = (compressed, tail, finish_member(compressed.crc, compressed.length, tail))
+        return self._ending[2]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -38,14 +45,13 @@ class MetricsHandler:
         parts: tuple[bytes, ...]
         if _accepts_gzip(request):
             compressed = await self.store.gzip()
-            self.metrics.render_seconds.observe(time.perf_counter() - started)
-            ending = finish_member(compressed.crc, compressed.length, self.metrics.render())
-            parts = (compressed.prefix, ending)
+            self.metrics.observe_render(time.perf_counter() - started)
+            parts = (compressed.prefix, self._gzip_ending(compressed, self.metrics.render()))
             headers["Content-Encoding"] = "gzip"
             headers["Vary"] = "Accept-Encoding"
         else:
             plain = self.store.plain()
-            self.metrics.render_seconds.observe(time.perf_counter() - started)
+            self.metrics.observe_render(time.perf_counter() - started)
             parts = (*plain.parts, self.metrics.render())
         response = web.StreamResponse(headers=headers)
         response.content_length = sum(len(part) for part in parts)
