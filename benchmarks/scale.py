@@ -632,6 +632,7 @@ async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> t
             try:
                 await asyncio.sleep(settings.warmup_seconds)
                 await scrape_phase(result, "ours/load", url, settings.scrapes, settings, proc.pid, True)
+                await cpu_split(result, "ours/load/gzip", url, settings, proc.pid)
                 log(f"{nodes} nodes: ingest window, {settings.ingest_seconds:.0f} s without scrapes")
                 writes0, events0, bytes0 = store.resource_version, counter.events, counter.bytes
                 sources0 = dict(counter.by_source)
@@ -812,12 +813,17 @@ SCALING = [
     Scaling("RSS when ready (kB)", lambda r: r.rss_ready_mb * 1000, "{:.1f}", True),
     Scaling("peak RSS (kB)", lambda r: r.rss_peak_mb * 1000, "{:.1f}", True),
     Scaling("exporter CPU per plain scrape, quiet (µs)", _cpu("ours/quiet/plain"), "{:.3f}", True),
-    Scaling("exporter CPU per gzip scrape, quiet (µs)", _cpu("ours/quiet/gzip"), "{:.3f}", True),
-    Scaling("… user CPU (µs)", _split("ours/quiet/gzip", 0), "{:.3f}", True),
-    Scaling("… system CPU: kernel TCP send (µs)", _split("ours/quiet/gzip", 1), "{:.3f}", False),
+    # A gzip scrape's CPU is mostly the kernel sending the bytes over TCP, and that part grows
+    # faster than the body once it passes ~1 MB, for the limit reference as much as for the
+    # exporter (docs/benchmarks.md); the exporter's own part is its user CPU, checked here.
+    Scaling("exporter CPU per gzip scrape, quiet (µs)", _cpu("ours/quiet/gzip"), "{:.3f}", False),
+    Scaling("… user CPU, quiet (µs)", _split("ours/quiet/gzip", 0), "{:.3f}", True),
+    Scaling("… system CPU, quiet (µs)", _split("ours/quiet/gzip", 1), "{:.3f}", False),
     Scaling("limit system CPU per gzip scrape (µs)", _split("limit/quiet/gzip", 1), "{:.3f}", False),
     Scaling("exporter CPU per plain scrape, load (µs)", _cpu("ours/load/plain"), "{:.3f}", True),
-    Scaling("exporter CPU per gzip scrape, load (µs)", _cpu("ours/load/gzip"), "{:.3f}", True),
+    Scaling("exporter CPU per gzip scrape, load (µs)", _cpu("ours/load/gzip"), "{:.3f}", False),
+    Scaling("… user CPU, load (µs)", _split("ours/load/gzip", 0), "{:.3f}", True),
+    Scaling("… system CPU, load (µs)", _split("ours/load/gzip", 1), "{:.3f}", False),
     Scaling("limit CPU per plain scrape (µs)", _cpu("limit/quiet/plain"), "{:.3f}", False),
     Scaling("/metrics p50 plain, quiet (µs)", _p50("ours/quiet/plain"), "{:.2f}", False),
     Scaling("limit p50 plain (µs)", _p50("limit/quiet/plain"), "{:.2f}", False),
@@ -928,12 +934,19 @@ def report_size(r: SizeResult) -> str:
                 ]
             )
     out.append(table(rows))
-    ours_split, limit_split = r.cpu_split.get("ours/quiet/gzip"), r.cpu_split.get("limit/quiet/gzip")
-    if ours_split and limit_split:
+    splits = [
+        f"{label} {split[0]:.3f} + {split[1]:.3f}"
+        for label, key in (
+            ("exporter quiet", "ours/quiet/gzip"),
+            ("exporter under load", "ours/load/gzip"),
+            ("limit", "limit/quiet/gzip"),
+        )
+        if (split := r.cpu_split.get(key))
+    ]
+    if splits:
         out.append(
-            "gzip CPU ms per request, quiet, user + system (the kernel's TCP send), "
-            f"over --split-seconds: exporter {ours_split[0]:.3f} + {ours_split[1]:.3f}, "
-            f"limit {limit_split[0]:.3f} + {limit_split[1]:.3f}"
+            "gzip CPU ms per request, user + system (mostly the kernel's TCP send), over --split-seconds: "
+            + ", ".join(splits)
         )
     out.append(
         f"update → visible under load: p50 {r.visible.p50:.1f} ms, p99 {r.visible.p99:.1f} ms "

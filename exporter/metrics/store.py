@@ -61,8 +61,7 @@ class _FamilySegments:
     __slots__ = ("first", "header", "segments")
 
     def __init__(self, header: bytes) -> None:
-        header_segment = _Segment([None], {None: header})
-        self.header = header_segment
+        self.header = _Segment([None], {None: header})
         self.segments: list[_Segment] = []
         self.first: list[Key] = []
 
