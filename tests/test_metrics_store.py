@@ -151,3 +151,27 @@ def test_crc_tree_tracks_updated_parts() -> None:
         assert (tree.crc, tree.length) == (zlib.crc32(whole), len(whole))
         ending = finish_member(tree.crc, tree.length, b"")
         assert gunzip_single_member(GZIP_HEADER + b"".join(part.data for part in parts) + ending) == whole
+
+
+async def test_a_change_recompresses_only_the_segments_holding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(9)
+    store = MetricsStore(FAMILIES)
+    everywhere = {family: b"x" * 100 for family in FAMILIES}
+    store.replace_group("g", {("g", f"n{n:03d}"): everywhere for n in range(200)})
+    compressed: list[int] = []
+    original = store_module._deflate_all
+
+    def counting(texts: list[bytes]) -> list[gzipstream.Deflated]:
+        compressed.append(len(texts))
+        return original(texts)
+
+    monkeypatch.setattr(store_module, "_deflate_all", counting)
+    await store.gzip()
+    assert compressed[-1] > 4 * len(FAMILIES)  # first build: every segment and header
+    for _ in range(5):
+        node = f"n{rng.randrange(200):03d}"
+        store.set("g", ("g", node), {family: b"y" * 100 for family in FAMILIES[:2]})
+        await store.gzip()
+        # one segment per family the node was in: two changed, two lost the node
+        assert compressed[-1] <= len(FAMILIES)
+    assert await gzip_text(store) == store.body() + b"# tail\n"
