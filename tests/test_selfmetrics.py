@@ -50,3 +50,15 @@ def test_counted_changes_show_at_once_process_series_within_max_age() -> None:
     up = ("mindx_exporter_watch_up", (("namespace", "kube-system"), ("source", "device-plugin")))
     assert current[errors] == 1 and current[up] == 1
     assert current[("mindx_exporter_scrape_render_seconds_count", ())] == 1
+
+
+def test_object_counts_rerender_only_when_they_change() -> None:
+    metrics = ExporterMetrics(render_max_age=3600)
+    metrics.register_target(TARGET)
+    metrics.set_objects(TARGET, 5)
+    first = metrics.render()
+    metrics.set_objects(TARGET, 5)  # every watch event reports the count, mostly unchanged
+    assert metrics.render() is first
+    metrics.set_objects(TARGET, 6)
+    objects = ("mindx_exporter_objects", (("namespace", "kube-system"), ("source", "device-plugin")))
+    assert samples(metrics.render())[objects] == 6

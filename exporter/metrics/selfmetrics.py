@@ -39,6 +39,7 @@ class ExporterMetrics:
         self.render_max_age = render_max_age
         self._text: bytes | None = None
         self._rendered_at = 0.0
+        self._object_counts: dict[WatchTarget, int] = {}  # set on every watch event; rarely changes
         self.registry = CollectorRegistry(auto_describe=True)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(collector)
@@ -108,11 +109,14 @@ class ExporterMetrics:
         """Create a watch's series at 0 so dashboards and alerts see them before the first event."""
         self.watch_up_gauge.labels(target.source, target.namespace).set(0)
         self.objects.labels(target.source, target.namespace).set(0)
+        self._object_counts[target] = 0
         self._changed()
 
     def set_objects(self, target: WatchTarget, count: int) -> None:
-        self.objects.labels(target.source, target.namespace).set(count)
-        self._changed()
+        if self._object_counts.get(target) != count:
+            self._object_counts[target] = count
+            self.objects.labels(target.source, target.namespace).set(count)
+            self._changed()
 
     def parse_error(self, source: str, reason: str, count: int = 1) -> None:
         self.parse_errors.labels(source, reason).inc(count)
@@ -121,7 +125,7 @@ class ExporterMetrics:
     # --- scrapes ----------------------------------------------------------------------------
 
     def observe_render(self, seconds: float) -> None:
-        """A scrape's render time: shown with the process series, at most RENDER_MAX_AGE late."""
+        """A scrape's render time: shown like the process series, at most `render_max_age` late."""
         self.render_seconds.observe(seconds)
 
     def render(self) -> bytes:
