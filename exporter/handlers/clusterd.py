@@ -90,7 +90,14 @@ class ShardMerger(Generic[Entry]):
         self._index(name, old.entries if old else (), entries)
         self._stale.discard(name)
         changes: Changes = {}
-        for node in (old.entries.keys() if old else set()) | entries.keys():
+        for node, entry in entries.items():
+            if entry is self.winners.get(node):
+                # The current winner again (an unchanged entry, parsed once): it had the newest
+                # UpdateTime of every holder and now also the newest shard, so it stays.
+                self.pending.pop(node, None)
+            else:
+                self._resolve(node, changes)
+        for node in old.entries.keys() - entries.keys() if old else ():
             self._resolve(node, changes)
         self._expire(changes)
         return changes
