@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import enum
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,12 @@ class _Segment:
         return self._text
 
 
+class _Put(enum.IntEnum):
+    UNCHANGED = 0
+    CHANGED = 1
+    RESTRUCTURED = 2  # segments were added or removed
+
+
 class _FamilySegments:
     """A family's blocks in key order, split into segments; `first[i]` is segment i's first key."""
 
@@ -68,32 +75,30 @@ class _FamilySegments:
     def _find(self, key: Key) -> int:
         return max(bisect.bisect_right(self.first, key) - 1, 0)
 
-    def get(self, key: Key) -> bytes | None:
-        if not self.segments:
-            return None
-        return self.segments[self._find(key)].blocks.get(key)
-
-    def put(self, key: Key, block: bytes, new: bool) -> bool:
-        """Set `key`'s block; returns True when segments were added or removed."""
+    def put(self, key: Key, block: bytes) -> _Put:
+        """Set `key`'s block."""
         if not self.segments:
             self.segments.append(_Segment([key], {key: block}))
             self.first.append(key)
-            return True
+            return _Put.RESTRUCTURED
         index = self._find(key)
         segment = self.segments[index]
-        if new:
+        previous = segment.blocks.get(key)
+        if previous == block:
+            return _Put.UNCHANGED
+        if previous is None:
             bisect.insort(segment.keys, key)
             if key < self.first[index]:
                 self.first[index] = key
         else:
-            segment.size -= len(segment.blocks[key])
+            segment.size -= len(previous)
         segment.blocks[key] = block
         segment.size += len(block)
         segment.changed()
         if segment.size > SEGMENT_MAX and len(segment.keys) > 1:
             self._split(index)
-            return True
-        return False
+            return _Put.RESTRUCTURED
+        return _Put.CHANGED
 
     def remove(self, key: Key) -> bool:
         index = self._find(key)
@@ -180,9 +185,8 @@ class MetricsStore:
         """Replace everything `key` contributes with `blocks` (families absent from it vanish).
         Returns False, and keeps the cached bodies, when nothing changed."""
         self._groups.setdefault(group, set()).add(key)
-        if self._same(key, blocks):
+        if not self._put(key, blocks):
             return False
-        self._put(key, blocks)
         self._generation += 1
         return True
 
@@ -206,29 +210,22 @@ class MetricsStore:
     def keys(self, group: Hashable) -> frozenset[Key]:
         return frozenset(self._groups.get(group, ()))
 
-    def _same(self, key: Key, blocks: Mapping[Family, bytes]) -> bool:
-        present = tuple(family for family, block in blocks.items() if block)
-        if present != self._families_of.get(key, ()):
-            return False
-        return all(self._family_segments[family].get(key) == blocks[family] for family in present)
-
-    def _put(self, key: Key, blocks: Mapping[Family, bytes]) -> None:
-        """Make `key`'s blocks exactly `blocks`."""
+    def _put(self, key: Key, blocks: Mapping[Family, bytes]) -> bool:
+        """Make `key`'s blocks exactly `blocks`; returns whether anything changed."""
         old = self._families_of.pop(key, ())
         present = tuple(family for family, block in blocks.items() if block)
-        restructured = False
+        outcome = _Put.UNCHANGED
         for family in present:
-            segments = self._family_segments[family]
-            previous = segments.get(key) if family in old else None
-            if previous != blocks[family]:
-                restructured |= segments.put(key, blocks[family], previous is None)
+            outcome = max(outcome, self._family_segments[family].put(key, blocks[family]))
         for family in old:
             if family not in present:
-                restructured |= self._family_segments[family].remove(key)
+                restructured = self._family_segments[family].remove(key)
+                outcome = max(outcome, _Put.RESTRUCTURED if restructured else _Put.CHANGED)
         if present:
             self._families_of[key] = present
-        if restructured:
+        if outcome is _Put.RESTRUCTURED:
             self._layout = None
+        return outcome is not _Put.UNCHANGED
 
     # --- reading ----------------------------------------------------------------------------
 
