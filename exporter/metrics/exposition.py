@@ -19,8 +19,13 @@ class Family:
     labels: tuple[str, ...]
 
     def header(self) -> bytes:
-        help_text = self.help.replace("\\", "\\\\").replace("\n", "\\n")
-        return f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.type}\n".encode()
+        return family_header(self.name, self.type, self.help).encode()
+
+
+def family_header(name: str, type_: str, help_text: str) -> str:
+    """The `# HELP` and `# TYPE` lines of a family."""
+    escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {escaped}\n# TYPE {name} {type_}\n"
 
 
 def escape_label_value(value: str) -> str:

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.kube.reflector import WatchTarget
-from exporter.metrics.exposition import escape_label_value, format_value
+from exporter.metrics.exposition import escape_label_value, family_header, format_value
 
 # `_created` series would double every counter's series count for no benefit here.
 prometheus_client.disable_created_metrics()
@@ -155,8 +155,7 @@ def render_registry(registry: Collector) -> bytes:
     lines: list[str] = []
     for metric in registry.collect():
         name = metric.name + _NAME_SUFFIX.get(metric.type, "")
-        help_text = metric.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-        lines.append(f"# HELP {name} {help_text}\n# TYPE {name} {_TEXT_TYPE.get(metric.type, metric.type)}\n")
+        lines.append(family_header(name, _TEXT_TYPE.get(metric.type, metric.type), metric.documentation))
         for sample in metric.samples:
             if sample.labels:
                 pairs = ",".join(
