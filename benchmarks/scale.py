@@ -226,15 +226,14 @@ def cpu_seconds(pid: int) -> float:
         total_ns = 0
     if total_ns:
         return total_ns / 1e9
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: fields 14 and 15
+    return sum(user_system_seconds(pid))
 
 
 def user_system_seconds(pid: int) -> tuple[float, float]:
     """utime and stime of a process (all threads), in clock ticks of 10 ms: only a long series of
     requests measures them well."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS  # fields 14 and 15
 
 
 def memory_mb(pid: int, key: str) -> float:

@@ -34,9 +34,14 @@ class Deflated:
 EMPTY = Deflated(b"", 0, 0)
 
 
+def _raw_deflate() -> zlib._Compress:
+    """A compressor without the gzip header and trailer: the member's are written once around all parts."""
+    return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+
+
 def deflate_part(data: bytes) -> Deflated:
     """Compress `data` so it can be followed by any other part (zlib releases the GIL here)."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    compressor = _raw_deflate()
     compressed = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
     return Deflated(compressed, zlib.crc32(data), len(data))
 
@@ -45,7 +50,7 @@ def finish_member(prefix_crc: int, prefix_length: int, tail: bytes) -> bytes:
     """The end of a gzip member begun with GZIP_HEADER and parts whose text has CRC-32
     `prefix_crc` and length `prefix_length`: `tail` compressed as the final block, then the
     trailer (CRC-32 and length of all the text, modulo 2^32)."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    compressor = _raw_deflate()
     final = compressor.compress(tail) + compressor.flush(zlib.Z_FINISH)
     crc = crc32_combine(prefix_crc, zlib.crc32(tail), len(tail))
     return final + struct.pack("<II", crc, (prefix_length + len(tail)) & 0xFFFFFFFF)
