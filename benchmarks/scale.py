@@ -52,10 +52,11 @@ import aiohttp
 
 from exporter.apiserver import KubeApiTestServer, Store, StoredObject, Watch
 from exporter.app import SourceSelection
-from exporter.metrics.families import ALL_FAMILIES, NPU_CHIP_FAULT_CODE
+from exporter.registry import ALL_FAMILIES
 from exporter.simulator import ClusterSimulator, FaultRates, Node, deviceplugin_configmap
 from exporter.simulator.model import NOT_HANDLE, ChipFault, FaultCodeState
 from exporter.simulator.producers import deviceplugin_name
+from exporter.sources.nodeview import NPU_CHIP_FAULT_CODE
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_SERVER = Path(__file__).resolve().parent / "_reference_server.py"

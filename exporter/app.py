@@ -12,19 +12,18 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.handlers.base import SourceSpec
-from exporter.handlers.objects import ObjectHandler
-from exporter.handlers.usable import DevicePluginUsable
+from exporter.handlers.base import SourceHandler
+from exporter.handlers.joins import JoinState
 from exporter.httpserver import HttpLimits, server_middlewares
 from exporter.kube.client import KubeClient
 from exporter.kube.config import ClusterAccess
 from exporter.kube.reflector import Reflector, ReflectorOptions, WatchTarget
 from exporter.logs import event
-from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.registry import SOURCES
+from exporter.registry import ALL_FAMILIES, SOURCES, joins_of, watch_target
 from exporter.server import build_app, parse_listen_address
+from exporter.sources.base import Source
 from exporter.webconfig import WebConfig
 
 log = logging.getLogger("exporter")
@@ -46,17 +45,12 @@ class SourceSelection:
     enabled: dict[str, bool] = field(default_factory=dict)
     namespaces: dict[str, str] = field(default_factory=dict)
 
-    def targets(self) -> list[tuple[SourceSpec, WatchTarget]]:
-        chosen = []
-        for spec in SOURCES:
-            if not self.enabled.get(spec.name, True):
-                continue
-            namespace = self.namespaces.get(spec.name, spec.namespace)
-            target = WatchTarget(
-                spec.name, spec.resource, namespace, spec.label_selector, spec.field_selector
-            )
-            chosen.append((spec, target))
-        return chosen
+    def targets(self) -> list[tuple[Source[Any], WatchTarget]]:
+        return [
+            (source, watch_target(source, self.namespaces.get(source.name)))
+            for source in SOURCES
+            if self.enabled.get(source.name, True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -88,18 +82,20 @@ class Exporter:
 
     async def __aenter__(self) -> Exporter:
         await self._client.__aenter__()
-        handlers = {}
-        for spec, target in self.config.sources.targets():
-            handler = spec.handler(spec, target, self.store, self.metrics)
-            handlers[spec.name] = handler
+        handlers: list[tuple[Source[Any], SourceHandler]] = []
+        for source, target in self.config.sources.targets():
+            handler = source.handler(source, target, self.store, self.metrics)
+            handlers.append((source, handler))
             self.metrics.register_target(target)
             self.reflectors.append(
                 Reflector(self._client, target, handler, self.metrics, self.config.reflector)
             )
             tick = getattr(handler, "tick", None)
             if tick is not None:
-                self._tasks.append(asyncio.create_task(_every(TICK_INTERVAL, tick), name=f"tick {spec.name}"))
-        self._join_usable_chips(handlers)
+                self._tasks.append(
+                    asyncio.create_task(_every(TICK_INTERVAL, tick), name=f"tick {source.name}")
+                )
+        self._wire_joins(handlers)
         self._tasks += [
             asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
         ]
@@ -138,17 +134,19 @@ class Exporter:
             await self._runner.cleanup()
         await self._client.__aexit__()
 
-    def _join_usable_chips(self, handlers: dict[str, Any]) -> None:
-        """Usable chips come from ClusterD's views when ClusterD is watched; otherwise from the
-        device plugin joined with NodeD."""
-        device_plugin = handlers.get("device-plugin")
-        if "clusterd" in handlers or not isinstance(device_plugin, ObjectHandler):
-            return
-        usable = DevicePluginUsable(self.store)
-        device_plugin.listen(usable.device_plugin)
-        noded = handlers.get("noded")
-        if isinstance(noded, ObjectHandler):
-            noded.listen(usable.noded)
+    def _wire_joins(self, handlers: list[tuple[Source[Any], SourceHandler]]) -> None:
+        """Every join the watched sources feed, unless a watched source computes it itself (the
+        sources' `feeds` and `supersedes` declarations)."""
+        watched = tuple(source for source, _ in handlers)
+        superseded = {join.name for source in watched for join in source.supersedes}
+        for join in joins_of(watched):
+            if join.name in superseded:
+                continue
+            state = JoinState(join, self.store)
+            for source, handler in handlers:
+                for feed in source.feeds:
+                    if feed.join.name == join.name:
+                        handler.listen(state.listener(feed))
 
     async def _freeze_after_sync(self) -> None:
         """Move everything the first lists built out of the garbage collector's reach: at 10,000

@@ -50,13 +50,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.handlers.base import SourceSpec
 from exporter.kube.client import ApiError, KubeClient
 from exporter.kube.config import KubeConfigError, load_cluster_access
 from exporter.kube.listing import list_all
-from exporter.kube.reflector import WatchTarget
-from exporter.registry import SOURCES_BY_NAME
+from exporter.kube.selectors import object_matches
+from exporter.registry import SOURCES_BY_NAME, watch_target
 from exporter.sources import clusterd, deviceplugin, noded
+from exporter.sources.base import Source
 from exporter.sources.common import Problem, Problems, loads, object_name
 from exporter.sources.records import CHIP_LIST_STATUSES, NodeChips, NodeStatusRecord, SwitchState
 from exporter.sources.shards import merge_shards, resource_version
@@ -110,61 +110,24 @@ class Report:
 # --- selecting the exporter's objects ---------------------------------------------------------
 
 
-def _label_matches(selector: str, labels: Mapping[str, Any]) -> bool:
-    """Equality-based label selectors (`k=v`, `k==v`, `k!=v`, `k`, `!k`), the kinds the registry uses."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
-            key, value = (part.strip() for part in term.split("!=", 1))
-            if labels.get(key) == value:
-                return False
-        elif "=" in term:
-            key, value = (part.strip() for part in term.replace("==", "=", 1).split("=", 1))
-            if labels.get(key) != value:
-                return False
-        elif term.startswith("!"):
-            if term[1:].strip() in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-def _field_matches(selector: str, obj: Mapping[str, Any]) -> bool:
-    """Equality field selectors on dotted paths (`metadata.name=x`, `metadata.name!=x`)."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        op = "!=" if "!=" in term else "==" if "==" in term else "="
-        path, value = (part.strip() for part in term.split(op, 1))
-        current: Any = obj
-        for step in path.split("."):
-            current = current.get(step) if isinstance(current, dict) else None
-        actual = "" if current is None else str(current)
-        if (actual == value) == (op == "!="):
-            return False
-    return True
-
-
 def select_objects(
-    objects: Iterable[Mapping[str, Any]], spec: SourceSpec, namespace: str
+    objects: Iterable[Mapping[str, Any]], source: Source[Any], namespace: str
 ) -> list[dict[str, Any]]:
-    """The objects a LIST of `spec` in `namespace` returns (namespace, kind, selectors), after the
+    """The objects a LIST of `source` in `namespace` returns (namespace, kind, selectors), after the
     exporter's client-side name filter."""
+    watch = source.watch
     chosen = []
     for obj in objects:
         if not isinstance(obj, dict):
             continue
         kind = obj.get("kind")
-        if kind is not None and kind != _KINDS.get(spec.resource):
+        if kind is not None and kind != _KINDS.get(watch.resource):
             continue
         obj_namespace, name = object_name(obj)
-        if obj_namespace != namespace or not spec.wants(name):
+        if obj_namespace != namespace or not watch.wants(name):
             continue
-        meta = obj.get("metadata")
-        labels = meta.get("labels") if isinstance(meta, dict) else None
-        if not _label_matches(spec.label_selector, labels if isinstance(labels, dict) else {}):
-            continue
-        if not _field_matches(spec.field_selector, obj):
-            continue
-        chosen.append(obj)
+        if object_matches(obj, watch.resource, watch.label_selector, watch.field_selector):
+            chosen.append(obj)
     return chosen
 
 
@@ -210,17 +173,10 @@ async def list_cluster(
     async with KubeClient(access) as client:
 
         async def fetch(name: str) -> None:
-            spec = SOURCES_BY_NAME[name]
-            target = WatchTarget(
-                name, spec.resource, namespaces[name], spec.label_selector, spec.field_selector
-            )
-            params = {}
-            if spec.label_selector:
-                params["labelSelector"] = spec.label_selector
-            if spec.field_selector:
-                params["fieldSelector"] = spec.field_selector
+            source = SOURCES_BY_NAME[name]
+            target = watch_target(source, namespaces[name])
             try:
-                result = await list_all(client, target.path, params, page_size)
+                result = await list_all(client, target.path, target.selector_params(), page_size)
             except ApiError as err:
                 if err.status == 0:
                     raise CommandError(
@@ -228,7 +184,7 @@ async def list_cluster(
                         f"{_one_line(str(err).removeprefix('0 '))}"
                     ) from err
                 raise CommandError(f"LIST {target.path} failed: {_one_line(str(err))}") from err
-            listed[name] = select_objects(result.objects, spec, namespaces[name])
+            listed[name] = select_objects(result.objects, source, namespaces[name])
 
         if forced != DEVICE_PLUGIN:
             await fetch(CLUSTERD)
@@ -259,25 +215,26 @@ def clusterd_report(objects: Iterable[dict[str, Any]], namespace: str = "mindx-d
     """ClusterD's three views, merged per node as the exporter's ClusterD handler does."""
     report = Report(CLUSTERD, f"ClusterD's {clusterd.DEVICE_PREFIX}* shards in namespace {namespace}")
     statuses: dict[str, NodeStatusRecord] = {}
-    device_shards: list[tuple[int, dict[str, clusterd.ClusterDeviceEntry]]] = []
-    switch_shards: list[tuple[int, dict[str, clusterd.ClusterSwitchEntry]]] = []
+    device_shards: list[tuple[int, Mapping[str, clusterd.ClusterDeviceEntry]]] = []
+    switch_shards: list[tuple[int, Mapping[str, clusterd.ClusterSwitchEntry]]] = []
     for obj in objects:
         obj_namespace, name = object_name(obj)
+        which = clusterd.classify(name)
+        if which is None:
+            continue
         problems: Problems
-        if name == clusterd.NODE_CM_NAME:
+        if which.kind is clusterd.Kind.NODE:
             node_result = clusterd.parse_node_cm(obj)
             statuses.update(node_result.records or {})
             problems = node_result.problems
-        elif clusterd.is_device_shard(name):
+        elif which.kind is clusterd.Kind.DEVICE:
             device_result = clusterd.parse_device_shard(obj)
-            device_shards.append((resource_version(obj), device_result.entries or {}))
+            device_shards.append((resource_version(obj), device_result.records or {}))
             problems = device_result.problems
-        elif clusterd.is_switch_shard(name):
-            switch_result = clusterd.parse_switch_shard(obj)
-            switch_shards.append((resource_version(obj), switch_result.entries or {}))
-            problems = switch_result.problems
         else:
-            continue
+            switch_result = clusterd.parse_switch_shard(obj)
+            switch_shards.append((resource_version(obj), switch_result.records or {}))
+            problems = switch_result.problems
         report.problems.extend((obj_namespace, name, p) for p in problems.items)
     devices = merge_shards(device_shards, lambda e: e.update_time_raw)
     switches = merge_shards(switch_shards, lambda e: e.update_time_raw)
@@ -316,12 +273,13 @@ def device_plugin_report(
     statuses: dict[str, NodeStatusRecord] = {}
     for obj in noded_objects:
         noded_result = noded.parse_configmap(obj)
-        if noded_result.record is not None:
-            statuses[noded_result.record.node] = noded_result.record
+        record = noded_result.first
+        if record is not None:
+            statuses[record.node] = record
             report.problems.extend((*object_name(obj), p) for p in noded_result.problems.items)
     for obj in dp_objects:
         dp_result = deviceplugin.parse_configmap(obj)
-        view = dp_result.view
+        view = dp_result.first
         if view is None:
             continue
         report.problems.extend((*object_name(obj), p) for p in dp_result.problems.items)

@@ -67,8 +67,12 @@ def send_deadline_middleware(timeout: float) -> Middleware:
                 await response.write_eof()
         except TimeoutError:
             event(
-                log, logging.WARNING, "client too slow to read the response, closing", path=request.path,
-                remote=request.remote, timeout=timeout,
+                log,
+                logging.WARNING,
+                "client too slow to read the response, closing",
+                path=request.path,
+                remote=request.remote,
+                timeout=timeout,
             )
             if request.transport is not None:
                 request.transport.abort()

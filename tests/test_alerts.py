@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.selfmetrics import ExporterMetrics
-from exporter.registry import SOURCES
+from exporter.registry import ALL_FAMILIES, SOURCES
 from exporter.sources.common import CHIP_LEVEL_RANK
 
 ROOT = Path(__file__).resolve().parent.parent

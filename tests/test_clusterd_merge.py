@@ -8,12 +8,11 @@ from typing import Any
 
 import orjson
 
-from exporter.handlers.clusterd import ClusterdHandler
 from exporter.kube.reflector import WatchTarget
-from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.registry import SOURCES_BY_NAME
+from exporter.registry import ALL_FAMILIES, SOURCES_BY_NAME
+from exporter.sources.clusterd import ClusterdHandler
 from tests.helpers import fixture, parse_exposition, select
 
 SPEC = SOURCES_BY_NAME["clusterd"]
@@ -39,7 +38,7 @@ class Cluster:
     def __init__(self) -> None:
         self.clock = Clock()
         self.store = MetricsStore(ALL_FAMILIES)
-        target = WatchTarget("clusterd", "configmaps", "mindx-dl", SPEC.label_selector)
+        target = WatchTarget("clusterd", "configmaps", "mindx-dl", SPEC.watch.label_selector)
         self.handler = ClusterdHandler(
             SPEC, target, self.store, ExporterMetrics(), stale_after=60, clock=self.clock
         )
@@ -183,15 +182,15 @@ def test_unchanged_entries_are_not_parsed_again() -> None:
     memo: clusterd.DeviceEntryMemo = {}
     cm = fixture("cluster-info-device-0.json")
     first = clusterd.parse_device_shard(cm, memo)
-    assert first.entries is not None and set(memo) == set(first.entries)
+    assert first.records is not None and set(memo) == set(first.records)
     entries = orjson.loads(cm["data"]["cluster-info-device-0"])
     entries["mindx-dl-deviceinfo-node134"]["UpdateTime"] += 5  # one node changed
     cm["data"]["cluster-info-device-0"] = orjson.dumps(entries).decode()
     second = clusterd.parse_device_shard(cm, memo)
-    assert second.entries is not None
-    assert second.entries["node133"] is first.entries["node133"]  # reused as is
-    assert second.entries["node134"] is not first.entries["node134"]
-    assert second.entries["node134"].update_time_raw == first.entries["node134"].update_time_raw + 5
+    assert second.records is not None
+    assert second.records["node133"] is first.records["node133"]  # reused as is
+    assert second.records["node134"] is not first.records["node134"]
+    assert second.records["node134"].update_time_raw == first.records["node134"].update_time_raw + 5
     # The same answers as without the memo, problems included.
     plain = clusterd.parse_device_shard(cm)
-    assert plain.entries == second.entries and plain.problems == second.problems
+    assert plain.records == second.records and plain.problems == second.problems

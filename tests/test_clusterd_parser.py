@@ -160,9 +160,9 @@ def _fault(npu: str, fault_type: str, handling: str, *codes: tuple[str, str, flo
 def test_device_shard_exact_entries() -> None:
     result = clusterd.parse_device_shard(fixture("cluster-info-device-0.json"))
     assert problems_of(result) == []
-    assert result.entries is not None
-    assert sorted(result.entries) == ["node133", "node134", "node135", "node140", "node150"]
-    raw = {node: entry.update_time_raw for node, entry in result.entries.items()}
+    assert result.records is not None
+    assert sorted(result.records) == ["node133", "node134", "node135", "node140", "node150"]
+    raw = {node: entry.update_time_raw for node, entry in result.records.items()}
     assert raw == {
         "node133": 1744182144,
         "node134": 1744180003,
@@ -170,7 +170,7 @@ def test_device_shard_exact_entries() -> None:
         "node140": 1744182000,
         "node150": 1744182010,
     }
-    views = {node: entry.view for node, entry in result.entries.items()}
+    views = {node: entry.view for node, entry in result.records.items()}
 
     a910 = [f"Ascend910-{i}" for i in range(8)]
     assert views["node133"] == NodeView(
@@ -300,8 +300,8 @@ def _one_entry(
     entry: dict, key: str = "mindx-dl-deviceinfo-n1"
 ) -> tuple[clusterd.ShardResult, NodeView | None]:
     result = clusterd.parse_device_shard(with_map("cluster-info-device-0.json", {key: entry}))
-    assert result.entries is not None
-    found = next(iter(result.entries.values()), None)
+    assert result.records is not None
+    found = next(iter(result.records.values()), None)
     return result, found.view if found else None
 
 
@@ -414,9 +414,9 @@ def test_device_entry_tolerance() -> None:
     }
     result = clusterd.parse_device_shard(with_map("cluster-info-device-0.json", value))
     assert problems_of(result) == [("cluster-info-device-0", "schema")] * 3
-    assert result.entries is not None
-    assert sorted(result.entries) == ["a", "b", "c", "d"]
-    a = result.entries["a"].view
+    assert result.records is not None
+    assert sorted(result.records) == ["a", "b", "c", "d"]
+    a = result.records["a"].view
     assert a.chips == NodeChips(
         node="a",
         resources=(partial("huawei.com/Ascend910", available=("Ascend910-0",)),),
@@ -430,12 +430,12 @@ def test_device_entry_tolerance() -> None:
             ),
         ),
     )
-    b = result.entries["b"]
+    b = result.records["b"]
     assert b.view == NodeView(node="b", chips=NodeChips("b", (), ()), superpod=None, update_time=None)
     assert b.update_time_raw == 0
-    assert result.entries["c"].view.chips is None
-    assert result.entries["c"].view.update_time == 1744182144.0
-    assert result.entries["d"].view.chips == NodeChips("d", (), ())
+    assert result.records["c"].view.chips is None
+    assert result.records["c"].view.update_time == 1744182144.0
+    assert result.records["d"].view.chips == NodeChips("d", (), ())
 
 
 def test_device_fault_list_invalid_json_keeps_lists() -> None:
@@ -459,7 +459,7 @@ def test_device_fault_list_invalid_json_keeps_lists() -> None:
 @pytest.mark.parametrize("value", ["", "null", "{}"])
 def test_surplus_device_shard_is_empty(value: str) -> None:
     result = clusterd.parse_device_shard(with_map("cluster-info-device-0.json", value))
-    assert problems_of(result) == [] and result.entries == {}
+    assert problems_of(result) == [] and result.records == {}
 
 
 @pytest.mark.parametrize(("value", "reason"), [("{", "json"), ('"x"', "schema"), (None, "schema")])
@@ -468,7 +468,7 @@ def test_unusable_device_shard(value: object, reason: str) -> None:
     if value is None:
         del cm["data"]["cluster-info-device-0"]
     result = clusterd.parse_device_shard(cm)
-    assert problems_of(result) == [("cluster-info-device-0", reason)] and result.entries == {}
+    assert problems_of(result) == [("cluster-info-device-0", reason)] and result.records == {}
 
 
 def test_device_shard_uses_its_own_data_key() -> None:
@@ -476,7 +476,7 @@ def test_device_shard_uses_its_own_data_key() -> None:
     cm["metadata"]["name"] = "cluster-info-device-7"
     cm["data"] = {"cluster-info-device-7": cm["data"]["cluster-info-device-0"]}
     result = clusterd.parse_device_shard(cm)
-    assert problems_of(result) == [] and result.entries is not None and len(result.entries) == 5
+    assert problems_of(result) == [] and result.records is not None and len(result.records) == 5
 
 
 @pytest.mark.parametrize(
@@ -494,7 +494,7 @@ def test_not_a_device_shard(name: str) -> None:
     cm = fixture("cluster-info-device-0.json")
     cm["metadata"]["name"] = name
     result = clusterd.parse_device_shard(cm)
-    assert result.entries is None and result.problems.items == []
+    assert result.records is None and result.problems.items == []
 
 
 # --- S6 cluster-info-switch-<m> ----------------------------------------------------------------
@@ -503,7 +503,7 @@ def test_not_a_device_shard(name: str) -> None:
 def test_switch_shard_exact_entries() -> None:
     result = clusterd.parse_switch_shard(fixture("cluster-info-switch-0.json"))
     assert problems_of(result) == []
-    assert result.entries == {
+    assert result.records == {
         "node133": clusterd.ClusterSwitchEntry(
             SwitchState("node133", "", "Healthy", ()), 1744182144.0, 1744182144
         ),
@@ -533,21 +533,21 @@ def test_switch_entry_tolerance() -> None:
     value["mindx-dl-switchinfo-x"] = None
     result = clusterd.parse_switch_shard(with_map("cluster-info-switch-0.json", value))
     assert problems_of(result) == [("cluster-info-switch-0", "schema")] * 4
-    assert result.entries is not None and sorted(result.entries) == ["node133", "node135", "node150"]
-    state = result.entries["node135"].state
+    assert result.records is not None and sorted(result.records) == ["node133", "node135", "node150"]
+    state = result.records["node135"].state
     assert (state.fault_level, state.node_status, len(state.faults)) == ("Meltdown", "Melting", 1)
-    assert result.entries["node133"].state.faults == ()
+    assert result.records["node133"].state.faults == ()
 
 
 @pytest.mark.parametrize("value", ["", "null"])
 def test_surplus_switch_shard_is_empty(value: str) -> None:
     result = clusterd.parse_switch_shard(with_map("cluster-info-switch-0.json", value))
-    assert problems_of(result) == [] and result.entries == {}
+    assert problems_of(result) == [] and result.records == {}
 
 
 def test_not_a_switch_shard() -> None:
     result = clusterd.parse_switch_shard(fixture("cluster-info-device-0.json"))
-    assert result.entries is None and result.problems.items == []
+    assert result.records is None and result.problems.items == []
 
 
 @pytest.mark.parametrize(

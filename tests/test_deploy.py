@@ -28,10 +28,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from exporter import __version__
 from exporter.app import DEFAULT_LISTEN_ADDRESS
 from exporter.cli import build_parser, exporter_config
-from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.registry import SOURCES
+from exporter.registry import ALL_FAMILIES, SOURCES
 from exporter.server import build_app, parse_listen_address
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +116,7 @@ def required_access(objects: list[dict[str, Any]]) -> set[tuple[str, str, str | 
     needed: set[tuple[str, str, str | None]] = set()
     for spec, target in container_config(objects).sources.targets():
         match = re.fullmatch(r"metadata\.name=([^,]+)", target.field_selector)
-        needed.add((spec.resource, target.namespace, match.group(1) if match else None))
+        needed.add((spec.watch.resource, target.namespace, match.group(1) if match else None))
     return needed
 
 
@@ -377,8 +376,8 @@ def test_rbac_matches_the_registry() -> None:
     source went away, fails here."""
     from_registry = set()
     for spec in SOURCES:
-        match = re.fullmatch(r"metadata\.name=([^,]+)", spec.field_selector)
-        from_registry.add((spec.resource, spec.namespace, match.group(1) if match else None))
+        match = re.fullmatch(r"metadata\.name=([^,]+)", spec.watch.field_selector)
+        from_registry.add((spec.watch.resource, spec.namespace, match.group(1) if match else None))
     granted = granted_access(build(BASE))
     assert granted == from_registry, (
         f"sources without RBAC: {sorted(from_registry - granted, key=str)}; "

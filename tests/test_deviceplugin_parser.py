@@ -7,11 +7,13 @@ import copy
 import orjson
 import pytest
 
-from exporter.metrics.families import ALL_FAMILIES
-from exporter.metrics.store import MetricsStore
-from exporter.metrics.views import render_node_view, render_problems
+from exporter.handlers.base import ObjectKey, render_problems
+from exporter.metrics.store import Group, MetricsStore
+from exporter.registry import ALL_FAMILIES
 from exporter.sources import deviceplugin
+from exporter.sources.base import render_table
 from exporter.sources.common import chip_id, go_json_dumps, sha256_hex, unix_seconds
+from exporter.sources.nodeview import NODE_VIEW_METRICS
 from tests.helpers import Series, fixture, labels, parse_exposition, select
 
 SRC = "device-plugin"
@@ -19,11 +21,11 @@ SRC = "device-plugin"
 
 def render(cm: dict) -> tuple[Series, list]:
     result = deviceplugin.parse_configmap(cm)
-    blocks = render_node_view(SRC, result.view) if result.view else {}
+    blocks = render_table(NODE_VIEW_METRICS, SRC, result.first) if result.first else {}
     ns, name = cm["metadata"]["namespace"], cm["metadata"]["name"]
     render_problems(blocks, ns, name, result.problems.items)
     store = MetricsStore(ALL_FAMILIES)
-    store.set("g", name, blocks)
+    store.set(Group(SRC, ns), ObjectKey(SRC, ns, name, "node"), blocks)
     return parse_exposition(store.body().decode()), result.problems.items
 
 
@@ -394,7 +396,7 @@ def test_not_a_device_plugin_configmap_is_ignored() -> None:
     cm = fixture("deviceinfo-node134-healthy.json")
     cm["metadata"]["name"] = "something-else"
     result = deviceplugin.parse_configmap(cm)
-    assert result.view is None and result.problems.items == []
+    assert result.first is None and result.problems.items == []
 
 
 def test_huge_and_deep_garbage_never_raises() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.apiserver import KubeApiTestServer
-from exporter.metrics.families import ALL_FAMILIES
+from exporter.registry import ALL_FAMILIES
 from tests.conftest import StartExporter
 from tests.helpers import eventually, fixture
 from tests.test_sources_e2e import fault_event, load_all

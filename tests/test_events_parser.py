@@ -37,7 +37,7 @@ def a5_event() -> dict[str, Any]:
 def test_fixture_exact_record() -> None:
     result = events.parse_event(fixture(EVENT))
     assert result.problems.items == []
-    assert result.record == FaultEvent(
+    assert result.first == FaultEvent(
         uid="1f13f493-469d-52ff-865b-8613364d7415",
         name="ascend-device-plugin-daemonset-910-dlpmv.17441674559014",
         node="node133",
@@ -56,7 +56,7 @@ def test_fixture_exact_record() -> None:
 def test_a5_logic_id_form() -> None:
     result = events.parse_event(a5_event())
     assert result.problems.items == []
-    assert result.record == FaultEvent(
+    assert result.first == FaultEvent(
         uid="a5a5a5a5-0000-4000-8000-000000000001",
         name="ascend-device-plugin-daemonset-a5-x7k2p.17441815003215",
         node="node150",
@@ -97,7 +97,7 @@ def test_event_time_fallbacks(times: dict[str, Any], expected: float | None) -> 
         ev.pop(key, None)
     ev.update(times)
     result = events.parse_event(ev)
-    assert result.record is not None and result.record.event_time == expected
+    assert result.first is not None and result.first.event_time == expected
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_count(fields: dict[str, Any], count: int) -> None:
     ev.pop("count", None)
     ev.update(fields)
     result = events.parse_event(ev)
-    assert result.record is not None and result.record.count == count
+    assert result.first is not None and result.first.count == count
 
 
 def test_fallbacks_for_node_reason_and_level() -> None:
@@ -132,22 +132,22 @@ def test_fallbacks_for_node_reason_and_level() -> None:
     ev["action"] = "FutureLevel"
     result = events.parse_event(ev)
     assert result.problems.items == []
-    assert result.record is not None
-    assert (result.record.node, result.record.reason, result.record.fault_level) == (
+    assert result.first is not None
+    assert (result.first.node, result.first.reason, result.first.fault_level) == (
         "node133",
         "Notice",
         "FutureLevel",
     )
-    assert result.record.fault_codes == ("A8028801", "110001024")
-    assert (result.record.card_id, result.record.device_id) == ("-1", "3")
+    assert result.first.fault_codes == ("A8028801", "110001024")
+    assert (result.first.card_id, result.first.device_id) == ("-1", "3")
 
 
 def test_unknown_reason_kept_and_no_metadata() -> None:
     ev = {"message": fixture(EVENT)["message"], "reason": "Unexpected"}
     result = events.parse_event(ev)
-    assert result.record is not None
-    assert (result.record.uid, result.record.name, result.record.reason) == ("", "", "Unexpected")
-    assert (result.record.node, result.record.event_time, result.record.count) == ("node133", None, 1)
+    assert result.first is not None
+    assert (result.first.uid, result.first.name, result.first.reason) == ("", "", "Unexpected")
+    assert (result.first.node, result.first.event_time, result.first.count) == ("node133", None, 1)
 
 
 def _non_fault(reason: str, message: object, **extra: Any) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def _non_fault(reason: str, message: object, **extra: Any) -> dict[str, Any]:
 def test_non_fault_events_are_ignored_silently(ev: dict[str, Any]) -> None:
     assert not events.is_fault_event(ev)
     result = events.parse_event(ev)
-    assert result.record is None and result.problems.items == []
+    assert result.first is None and result.problems.items == []
 
 
 @pytest.mark.parametrize(
@@ -209,7 +209,7 @@ def test_malformed_fault_message_is_a_schema_problem(message: str) -> None:
     ev["message"] = message
     assert events.is_fault_event(ev)
     result = events.parse_event(ev)
-    assert result.record is None
+    assert result.first is None
     assert [(p.key, p.reason) for p in result.problems.items] == [("message", "schema")]
 
 
@@ -217,5 +217,5 @@ def test_garbage_fields_never_raise() -> None:
     ev = fixture(EVENT)
     ev.update({"metadata": "x", "source": [], "count": {}, "eventTime": 3, "reason": 5, "action": None})
     result = events.parse_event(ev)
-    assert result.record is not None
-    assert (result.record.uid, result.record.reason, result.record.event_time) == ("", "Occur", None)
+    assert result.first is not None
+    assert (result.first.uid, result.first.reason, result.first.event_time) == ("", "Occur", None)

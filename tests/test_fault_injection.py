@@ -31,13 +31,11 @@ import pytest
 
 from exporter.apiserver import KubeApiTestServer, Store
 from exporter.app import SourceSelection
-from exporter.handlers.objects import ObjectHandler
-from exporter.handlers.usable import DevicePluginUsable
-from exporter.kube.reflector import ReflectorOptions, WatchTarget
-from exporter.metrics.families import ALL_FAMILIES
+from exporter.handlers.joins import JoinState
+from exporter.kube.reflector import ReflectorOptions
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.registry import SOURCES, SOURCES_BY_NAME
+from exporter.registry import ALL_FAMILIES, SOURCES, SOURCES_BY_NAME, watch_target
 from exporter.sources.common import go_json_dumps, sha256_hex
 from tests.conftest import RunningExporter, StartExporter
 from tests.helpers import Series, eventually, labels, parse_exposition, select
@@ -160,13 +158,16 @@ def expected_series(store: Store) -> Series:
     """The server's current device-plugin objects through a fresh handler (parse + render), wired
     as the exporter wires it when only the device plugin is watched (app.py joins the usable-chips
     view to it)."""
-    target = WatchTarget(SRC, SPEC.resource, NAMESPACE, SPEC.label_selector, SPEC.field_selector)
+    target = watch_target(SPEC, NAMESPACE)
     metrics_store = MetricsStore(ALL_FAMILIES)
     handler = SPEC.handler(SPEC, target, metrics_store, ExporterMetrics())
-    assert isinstance(handler, ObjectHandler)
-    handler.listen(DevicePluginUsable(metrics_store).device_plugin)
+    for feed in SPEC.feeds:
+        handler.listen(JoinState(feed.join, metrics_store).listener(feed))
     objects = store.list(
-        "configmaps", NAMESPACE, label_selector=SPEC.label_selector, field_selector=SPEC.field_selector
+        "configmaps",
+        NAMESPACE,
+        label_selector=SPEC.watch.label_selector,
+        field_selector=SPEC.watch.field_selector,
     )
     handler.replace(objects)
     return data_series(parse_exposition(metrics_store.body().decode()))

@@ -37,14 +37,12 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.handlers.base import SourceSpec
-from exporter.kube.reflector import WatchTarget
 from exporter.metrics.exposition import Family, render_samples
-from exporter.metrics.families import ALL_FAMILIES
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.registry import SOURCES_BY_NAME
+from exporter.registry import ALL_FAMILIES, SOURCES_BY_NAME, watch_target
 from exporter.sources import clusterd, deviceplugin, events, noded, volcano
+from exporter.sources.base import Source
 from exporter.sources.common import (
     Problem,
     Problems,
@@ -294,8 +292,8 @@ def render_through_handler(
 ) -> tuple[Series, ExporterMetrics]:
     """Feed objects to the source's real handler (as the reflector would) and parse what a scrape
     would serve. `upsert`: one by one as watch events, else as one list."""
-    spec: SourceSpec = SOURCES_BY_NAME[source]
-    target = WatchTarget(spec.name, spec.resource, spec.namespace, spec.label_selector, spec.field_selector)
+    spec: Source[Any] = SOURCES_BY_NAME[source]
+    target = watch_target(spec)
     store = MetricsStore(ALL_FAMILIES)
     metrics = ExporterMetrics()
     handler = spec.handler(spec, target, store, metrics)
@@ -344,9 +342,9 @@ def check_deviceplugin(cm: dict[str, Any], upsert: bool) -> None:
     problems = result.problems.items
     node = node_from_name(object_name(cm)[1], deviceplugin.NAME_PREFIX)
     if node is None:
-        assert result.view is None and not problems
+        assert result.first is None and not problems
         return
-    assert result.view is not None and result.view.node == node
+    assert result.first is not None and result.first.node == node
     data = cm.get("data") if isinstance(cm.get("data"), dict) else {}
     assert isinstance(data, dict)
     assert_bounded_keys(problems, {deviceplugin.KEY_DEVICE_INFO, deviceplugin.KEY_SWITCH_INFO})
@@ -354,16 +352,16 @@ def check_deviceplugin(cm: dict[str, Any], upsert: bool) -> None:
         (deviceplugin.KEY_SWITCH_INFO,) if deviceplugin.KEY_SWITCH_INFO in data else ()
     )
     assert_json_problems(data, json_keys, problems, blank_ok=False)
-    if result.view.chips is None:
+    if result.first.chips is None:
         assert count_for(problems, deviceplugin.KEY_DEVICE_INFO), "DeviceInfoCfg dropped silently"
-    if data.get(deviceplugin.KEY_SWITCH_INFO) is not None and result.view.switch is None:
+    if data.get(deviceplugin.KEY_SWITCH_INFO) is not None and result.first.switch is None:
         assert count_for(problems, deviceplugin.KEY_SWITCH_INFO), "SwitchInfoCfg dropped silently"
     # Every DeviceList value and every fault entry is used or reported.
     info = decoded(data.get(deviceplugin.KEY_DEVICE_INFO))
     device_info = info.get("DeviceInfo") if isinstance(info, dict) else None
     device_list = device_info.get("DeviceList") if isinstance(device_info, dict) else None
-    if isinstance(device_list, dict) and result.view.chips is not None:
-        faulty = {f.npu for f in result.view.chips.faults}
+    if isinstance(device_list, dict) and result.first.chips is not None:
+        faulty = {f.npu for f in result.first.chips.faults}
         dropped = 0
         for key, value in device_list.items():
             if not key.endswith("-Fault"):
@@ -402,9 +400,9 @@ def check_noded(cm: dict[str, Any], upsert: bool) -> None:
     problems = result.problems.items
     node = node_from_name(object_name(cm)[1], noded.NAME_PREFIX)
     if node is None:
-        assert result.record is None and not problems
+        assert result.first is None and not problems
         return
-    assert result.record is not None and result.record.node == node
+    assert result.first is not None and result.first.node == node
     data = cm.get("data") if isinstance(cm.get("data"), dict) else {}
     assert isinstance(data, dict)
     assert_bounded_keys(problems, {noded.KEY_NODE_INFO, noded.KEY_UPDATE_TIME})
@@ -414,7 +412,7 @@ def check_noded(cm: dict[str, Any], upsert: bool) -> None:
     if not isinstance(inner, dict):
         assert count_for(problems, noded.KEY_NODE_INFO), "an unusable NodeInfo was not reported"
     else:
-        devices = {(d.device_type, d.device_id) for d in result.record.devices}
+        devices = {(d.device_type, d.device_id) for d in result.first.devices}
         dev_list = inner.get("FaultDevList")
         dropped = 0
         for element in dev_list if isinstance(dev_list, list) else ():
@@ -423,7 +421,7 @@ def check_noded(cm: dict[str, Any], upsert: bool) -> None:
             else:
                 dropped += 1
         assert count_for(problems, noded.KEY_NODE_INFO) >= dropped
-    if data.get(noded.KEY_UPDATE_TIME) is not None and result.record.update_time is None:
+    if data.get(noded.KEY_UPDATE_TIME) is not None and result.first.update_time is None:
         assert count_for(problems, noded.KEY_UPDATE_TIME), "an unusable updateTime was not reported"
     check_pipeline("noded", cm, problems, upsert)
 
@@ -454,7 +452,7 @@ class ClusterdMap:
     fixture: str
 
     def nodes(self, result: Any) -> set[str] | None:
-        found = result.records if hasattr(result, "records") else result.entries
+        found = result.records
         return None if found is None else set(found)
 
 
@@ -564,15 +562,15 @@ def check_volcano(cm: dict[str, Any], upsert: bool) -> None:
     result = volcano.parse_configmap(cm)
     problems = result.problems.items
     if object_name(cm)[1] != volcano.NAME:
-        assert result.nodes is None and result.retries is None and not problems
+        assert result.records is None and not problems
         return
-    assert result.nodes is not None and result.retries is not None
+    assert result.records is not None
     data = cm.get("data") if isinstance(cm.get("data"), dict) else {}
     assert isinstance(data, dict)
     assert_bounded_keys(problems, {volcano.KEY_FAULT_NODE, volcano.KEY_RETRY_TIMES})
     assert_json_problems(data, (volcano.KEY_FAULT_NODE, volcano.KEY_RETRY_TIMES), problems, blank_ok=True)
     fault_nodes = decoded(data.get(volcano.KEY_FAULT_NODE))
-    names = {n.view.node for n in result.nodes}
+    names = {n.view.node for n in volcano.fault_nodes(result)}
     dropped = 0
     for entry in fault_nodes if isinstance(fault_nodes, list) else ():
         node = entry.get("NodeName") if isinstance(entry, dict) else None
@@ -582,7 +580,7 @@ def check_volcano(cm: dict[str, Any], upsert: bool) -> None:
             dropped += 1
     assert count_for(problems, volcano.KEY_FAULT_NODE) >= dropped
     retries = decoded(data.get(volcano.KEY_RETRY_TIMES))
-    jobs = {(r.namespace, r.podgroup) for r in result.retries}
+    jobs = {(r.namespace, r.podgroup) for r in volcano.job_retries(result)}
     dropped = 0
     for job_id, value in retries.items() if isinstance(retries, dict) else ():
         namespace, sep, podgroup = job_id.partition("/")
@@ -662,16 +660,16 @@ def test_event_parser_and_counter(event: dict[str, Any]) -> None:
     message = event.get("message")
     is_fault = isinstance(message, str) and message.lstrip().startswith(events.FAULT_MESSAGE_PREFIX)
     if not is_fault:
-        assert result.record is None and not problems
+        assert result.first is None and not problems
     else:
         # Exactly one of: a record, or a schema problem for the message.
-        assert (result.record is None) == (kinds(problems) == {("message", "schema")})
+        assert (result.first is None) == (kinds(problems) == {("message", "schema")})
         assert len(problems) <= 1
     series, _ = render_through_handler("device-plugin-events", [event], upsert=True)
     counted = sum(select(series, "mindx_npu_fault_events_total").values())
-    assert counted == (result.record.count if result.record is not None else 0)
-    if result.record is not None:
-        assert result.record.count >= 1
+    assert counted == (result.first.count if result.first is not None else 0)
+    if result.first is not None:
+        assert result.first.count >= 1
     assert sum(select(series, "mindx_exporter_parse_errors_total").values()) == len(problems)
 
 

@@ -8,12 +8,13 @@ import orjson
 import pytest
 
 from exporter.sources import noded
+from exporter.sources.base import Parsed
 from exporter.sources.common import go_json_dumps, sha256_hex
 from exporter.sources.records import NodeFaultDevice, NodeStatusRecord
 from tests.helpers import fixture
 
 
-def problems_of(result: noded.NodeDResult) -> list[tuple[str, str]]:
+def problems_of(result: Parsed[Any]) -> list[tuple[str, str]]:
     return sorted((p.key, p.reason) for p in result.problems.items)
 
 
@@ -30,7 +31,7 @@ def with_node_info(
 def test_node133_preseparate_exact_record() -> None:
     result = noded.parse_configmap(fixture("nodeinfo-node133-preseparate.json"))
     assert problems_of(result) == []
-    assert result.record == NodeStatusRecord(
+    assert result.first == NodeStatusRecord(
         node="node133",
         status="PreSeparate",
         devices=(NodeFaultDevice("CPU", "1", ("0000001D",), "PreSeparateFault"),),
@@ -42,7 +43,7 @@ def test_node133_preseparate_exact_record() -> None:
 def test_node136_unhealthy_exact_record() -> None:
     result = noded.parse_configmap(fixture("nodeinfo-node136-unhealthy.json"))
     assert problems_of(result) == []
-    assert result.record == NodeStatusRecord(
+    assert result.first == NodeStatusRecord(
         node="node136",
         status="UnHealthy",
         devices=(
@@ -76,8 +77,8 @@ def test_checkcode_mismatch_is_flagged_but_data_counts() -> None:
     cm["data"]["NodeInfo"] = orjson.dumps(outer).decode()
     result = noded.parse_configmap(cm)
     assert problems_of(result) == [("NodeInfo", "checkcode")]
-    assert result.record is not None and result.record.status == "UnHealthy"
-    assert result.record.devices == (NodeFaultDevice("CPU", "1", ("0000001D",), "PreSeparateFault"),)
+    assert result.first is not None and result.first.status == "UnHealthy"
+    assert result.first.devices == (NodeFaultDevice("CPU", "1", ("0000001D",), "PreSeparateFault"),)
     # A missing CheckCode is a mismatch too.
     del outer["CheckCode"]
     cm["data"]["NodeInfo"] = orjson.dumps(outer).decode()
@@ -102,7 +103,7 @@ def test_unusable_node_info_still_gives_a_record_with_update_time(value: object,
     cm["data"]["NodeInfo"] = value
     result = noded.parse_configmap(cm)
     assert problems_of(result) == [("NodeInfo", reason)]
-    assert result.record == NodeStatusRecord("node133", "", (), 1744182212.0)
+    assert result.first == NodeStatusRecord("node133", "", (), 1744182212.0)
 
 
 def test_missing_keys_and_missing_data() -> None:
@@ -110,18 +111,18 @@ def test_missing_keys_and_missing_data() -> None:
     del cm["data"]["updateTime"]
     result = noded.parse_configmap(cm)
     assert problems_of(result) == []  # no updateTime: no time, not a problem
-    assert result.record is not None and result.record.update_time is None
+    assert result.first is not None and result.first.update_time is None
     cm["data"] = None
     result = noded.parse_configmap(cm)
     assert problems_of(result) == [("NodeInfo", "schema")]
-    assert result.record == NodeStatusRecord("node133", "", (), None)
+    assert result.first == NodeStatusRecord("node133", "", (), None)
 
 
 @pytest.mark.parametrize("fault_dev_list", [None, [], {}])
 def test_empty_fault_dev_list_in_every_spelling(fault_dev_list: object) -> None:
     result = noded.parse_configmap(with_node_info({"FaultDevList": fault_dev_list, "NodeStatus": "Healthy"}))
     assert problems_of(result) == []
-    assert result.record == NodeStatusRecord("node133", "Healthy", (), 1744182212.0)
+    assert result.first == NodeStatusRecord("node133", "Healthy", (), 1744182212.0)
 
 
 def test_missing_inner_fields_unknown_values_and_codes() -> None:
@@ -146,7 +147,7 @@ def test_missing_inner_fields_unknown_values_and_codes() -> None:
     }
     result = noded.parse_configmap(with_node_info(inner))
     assert problems_of(result) == []
-    assert result.record == NodeStatusRecord(
+    assert result.first == NodeStatusRecord(
         node="node133",
         status="Exploded",  # unknown status kept as written
         devices=(
@@ -159,7 +160,7 @@ def test_missing_inner_fields_unknown_values_and_codes() -> None:
     )
     # No NodeStatus at all → "".
     result = noded.parse_configmap(with_node_info({"FaultDevList": None}))
-    assert result.record is not None and result.record.status == ""
+    assert result.first is not None and result.first.status == ""
 
 
 def test_duplicate_devices_are_merged() -> None:
@@ -179,8 +180,8 @@ def test_duplicate_devices_are_merged() -> None:
     }
     result = noded.parse_configmap(with_node_info(inner))
     assert problems_of(result) == []
-    assert result.record is not None
-    assert result.record.devices == (
+    assert result.first is not None
+    assert result.first.devices == (
         NodeFaultDevice("CPU", "1", ("0000001D", "0000001E", "0000001F"), "SeparateFault"),
         NodeFaultDevice("CPU", "2", ("0000001D",), "NotHandleFault"),
     )
@@ -202,7 +203,7 @@ def test_wrong_shapes_inside_are_flagged_and_the_rest_kept() -> None:
     }
     result = noded.parse_configmap(with_node_info(inner))
     assert problems_of(result) == [("NodeInfo", "schema")] * 5
-    assert result.record == NodeStatusRecord(
+    assert result.first == NodeStatusRecord(
         "node133",
         "",
         (
@@ -231,7 +232,7 @@ def test_update_time(value: object, seconds: float | None, problems: list) -> No
     cm["data"]["updateTime"] = value
     result = noded.parse_configmap(cm)
     assert problems_of(result) == problems
-    assert result.record is not None and result.record.update_time == seconds
+    assert result.first is not None and result.first.update_time == seconds
 
 
 @pytest.mark.parametrize("name", ["mindx-dl-deviceinfo-node133", "mindx-dl-nodeinfo-", "", None])
@@ -239,8 +240,8 @@ def test_other_objects_are_not_noded(name: object) -> None:
     cm = fixture("nodeinfo-node133-preseparate.json")
     cm["metadata"]["name"] = name
     result = noded.parse_configmap(cm)
-    assert result.record is None and result.problems.items == []
-    assert noded.parse_configmap({}).record is None
+    assert result.first is None and result.problems.items == []
+    assert noded.parse_configmap({}).first is None
 
 
 def test_deep_garbage_never_raises() -> None:
@@ -250,7 +251,7 @@ def test_deep_garbage_never_raises() -> None:
         deep = "[" * depth + "]" * depth
         cm["data"]["NodeInfo"] = '{"NodeInfo":{"FaultDevList":[{"FaultCode":' + deep + '}]},"CheckCode":"00"}'
         result = noded.parse_configmap(cm)
-        assert result.record is not None
+        assert result.first is not None
         assert problems_of(result) and {r for _, r in problems_of(result)} <= {"json", "schema", "checkcode"}
     cm["data"]["NodeInfo"] = "[" * 100000
     assert problems_of(noded.parse_configmap(cm)) == [("NodeInfo", "json")]

@@ -36,8 +36,9 @@ async def caught_up(exporter: Exporter, api: KubeApiTestServer) -> None:
 async def test_incremental_body_equals_fresh_render(tmp_path: Path) -> None:
     rng = random.Random(20261128)
     async with KubeApiTestServer(bookmark_interval=0.05) as api:
-        simulator = ClusterSimulator(api.store, nodes=40, seed=3, shard_limit=6000, clusterd_interval=None,
-                                     volcano_interval=None)
+        simulator = ClusterSimulator(
+            api.store, nodes=40, seed=3, shard_limit=6000, clusterd_interval=None, volcano_interval=None
+        )
         simulator.populate()
         simulator.report_clusterd()
         simulator.report_volcano()

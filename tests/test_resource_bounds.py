@@ -34,11 +34,10 @@ import pytest
 from exporter.apiserver import KubeApiTestServer
 from exporter.app import Exporter, ExporterConfig, SourceSelection
 from exporter.kube.config import load_cluster_access
-from exporter.kube.reflector import ReflectorOptions, WatchTarget
-from exporter.metrics.families import ALL_FAMILIES
+from exporter.kube.reflector import ReflectorOptions
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.registry import SOURCES, SOURCES_BY_NAME
+from exporter.registry import ALL_FAMILIES, SOURCES, SOURCES_BY_NAME, watch_target
 from exporter.sources import clusterd, deviceplugin, noded, volcano
 from tests.conftest import RunningExporter, StartExporter
 from tests.helpers import FIXTURES, Series, eventually, fixture, labels, parse_exposition, select
@@ -284,7 +283,7 @@ def test_adversarial_megabyte_objects_render_in_linear_time(
     source, obj = build()
     assert len(orjson.dumps(obj)) <= 1.1 * MIB  # what the apiserver would accept
     spec = SOURCES_BY_NAME[source]
-    target = WatchTarget(spec.name, spec.resource, spec.namespace, spec.label_selector, spec.field_selector)
+    target = watch_target(spec)
     store = MetricsStore(ALL_FAMILIES)
     handler = spec.handler(spec, target, store, ExporterMetrics())
     started = time.process_time()  # CPU time: the same on a busy CI machine
@@ -494,7 +493,7 @@ def garbage_update(source: str, rng: random.Random, version: int, size: int) -> 
 @pytest.mark.parametrize("source", [spec.name for spec in SOURCES])
 def test_memory_flat_over_repeated_garbage_updates_in_handlers(source: str) -> None:
     spec = SOURCES_BY_NAME[source]
-    target = WatchTarget(spec.name, spec.resource, spec.namespace, spec.label_selector, spec.field_selector)
+    target = watch_target(spec)
     store = MetricsStore(ALL_FAMILIES)
     metrics = ExporterMetrics()
     handler = spec.handler(spec, target, store, metrics)

@@ -32,8 +32,15 @@ def test_render_matches_prometheus_client() -> None:
     assert samples(ours) == samples(reference)
     headers = [line for line in ours.decode().splitlines() if line.startswith("# TYPE")]
     assert headers == [line for line in reference.decode().splitlines() if line.startswith("# TYPE")]
-    assert samples(ours)[("mindx_exporter_parse_errors_total",
-                          (("reason", 'bad "quote"\\ and\nnewline'), ("source", "noded")))] == 2
+    assert (
+        samples(ours)[
+            (
+                "mindx_exporter_parse_errors_total",
+                (("reason", 'bad "quote"\\ and\nnewline'), ("source", "noded")),
+            )
+        ]
+        == 2
+    )
 
 
 def test_counted_changes_show_at_once_process_series_within_max_age() -> None:

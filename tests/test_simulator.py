@@ -152,7 +152,7 @@ def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
         assert_clean(result.problems, node.name)
         info = json.loads(cm["data"]["DeviceInfoCfg"])
         assert deviceplugin.verify_checkcode(info["DeviceInfo"], info["CheckCode"])
-        view = result.view
+        view = result.first
         assert view is not None and view.chips is not None
         check_chip_invariants(node)
         assert parsed_lists(view.chips) == node.chip_lists()
@@ -200,11 +200,11 @@ def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
             continue
         ndresult = noded.parse_configmap(nodeinfo[f"mindx-dl-nodeinfo-{node.name}"])
         assert_clean(ndresult.problems, node.name)
-        assert ndresult.record is not None
-        assert ndresult.record.status == node.noded_status()
-        assert ndresult.record.update_time == node.noded_update_time
+        assert ndresult.first is not None
+        assert ndresult.first.status == node.noded_status()
+        assert ndresult.first.update_time == node.noded_update_time
         assert {
-            (d.device_type, d.device_id, d.fault_codes, d.fault_level) for d in ndresult.record.devices
+            (d.device_type, d.device_id, d.fault_codes, d.fault_level) for d in ndresult.first.devices
         } == {(d.device_type, str(d.device_id), tuple(d.codes), d.level) for d in node.node_faults.values()}
 
     # S4 ClusterD node CM: NodeStatus rewritten.
@@ -223,10 +223,10 @@ def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
     for name in device_names:
         shard = clusterd.parse_device_shard(cd[name])
         assert_clean(shard.problems, name)
-        assert shard.entries is not None
+        assert shard.records is not None
         assert len(cd[name]["data"][name].encode()) <= SMALL_SHARDS
-        seen.update(shard.entries.keys())
-        for node_name, entry in shard.entries.items():
+        seen.update(shard.records.keys())
+        for node_name, entry in shard.records.items():
             node = model.node_by_name[node_name]
             chips = entry.view.chips
             assert chips is not None
@@ -242,9 +242,9 @@ def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
     for name in (n for n in cd if clusterd.is_switch_shard(n)):
         sw = clusterd.parse_switch_shard(cd[name])
         assert_clean(sw.problems, name)
-        assert sw.entries is not None
-        switch_seen.update(sw.entries.keys())
-        for node_name, sentry in sw.entries.items():
+        assert sw.records is not None
+        switch_seen.update(sw.records.keys())
+        for node_name, sentry in sw.records.items():
             node = model.node_by_name[node_name]
             assert sentry.state.node_status == clusterd_status(node, node.switch_status())
             assert sentry.state.fault_level == node.switch_level()
@@ -255,10 +255,10 @@ def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
     assert "labels" not in vc["metadata"]
     vresult = volcano.parse_configmap(vc)
     assert_clean(vresult.problems, "vcjob-fault-npu-cm")
-    assert vresult.nodes is not None and vresult.retries is not None
-    states = {n.view.node: n.health_state for n in vresult.nodes}
+    assert vresult.records is not None
+    states = {n.view.node: n.health_state for n in volcano.fault_nodes(vresult)}
     assert states == {n.name: expected_health(n) for n in model.nodes if expected_health(n) != "Healthy"}
-    assert {(r.namespace, r.podgroup, r.job_uid, r.times) for r in vresult.retries} == {
+    assert {(r.namespace, r.podgroup, r.job_uid, r.times) for r in volcano.job_retries(vresult)} == {
         (j.namespace, j.podgroup, j.uid, j.times) for j in model.jobs.values()
     }
 
@@ -268,7 +268,7 @@ def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
     for ev in evs:
         evresult = events.parse_event(ev)
         assert_clean(evresult.problems, ev["metadata"]["name"])
-        record = evresult.record
+        record = evresult.first
         assert record is not None
         node = model.node_by_name[record.node]
         assert ev["involvedObject"] == {"kind": "pod", "namespace": "kube-system", "name": node.dp_pod}
@@ -431,7 +431,7 @@ def test_every_fault_kind_appears_and_recovers_at_demo_rates() -> None:
             node = sim.model.nodes[index]
             view = deviceplugin.parse_configmap(
                 store.get("configmaps", "kube-system", f"mindx-dl-deviceinfo-{node.name}")
-            ).view
+            ).first
             assert view is not None and view.chips is not None
             present = {(node.name, f.npu, f.fault_type) for f in view.chips.faults}
             gone = {key for key in current if key[0] == node.name} - present
@@ -444,12 +444,12 @@ def test_every_fault_kind_appears_and_recovers_at_demo_rates() -> None:
                 switch_levels.add(view.switch.fault_level)
                 switch_statuses.add(view.switch.node_status)
         for cm in store.list("configmaps", "mindx-dl"):
-            record = noded.parse_configmap(cm).record
+            record = noded.parse_configmap(cm).first
             if record is not None:
                 node_statuses.add(record.status)
         sim.report_volcano()
         vresult = volcano.parse_configmap(store.get("configmaps", "volcano-system", "vcjob-fault-npu-cm"))
-        retries |= {r.times for r in vresult.retries or ()}
+        retries |= {r.times for r in volcano.job_retries(vresult)}
 
     assert switch_statuses >= {"Healthy", "SubHealthy", "UnHealthy"} or switch_statuses >= {"PreSeparate"}
     reasons = Counter(ev["reason"] for ev in store.list("events", "kube-system"))

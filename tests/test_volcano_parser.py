@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from exporter.sources import volcano
+from exporter.sources.base import Parsed
 from exporter.sources.records import (
     CHIP_LIST_STATUSES,
     ChipFault,
@@ -22,7 +23,7 @@ NAME = "vcjob-fault-npu-cm"
 T = 1744182215  # session time of the fixture, seconds
 
 
-def problems_of(result: volcano.VolcanoResult) -> list[tuple[str, str]]:
+def problems_of(result: Parsed[Any]) -> list[tuple[str, str]]:
     return sorted((p.key, p.reason) for p in result.problems.items)
 
 
@@ -62,7 +63,7 @@ def fault_nodes() -> list[dict[str, Any]]:
 def test_fixture_exact_records() -> None:
     result = volcano.parse_configmap(fixture("vcjob-fault-npu-cm.json"))
     assert problems_of(result) == []
-    assert result.nodes == (
+    assert volcano.fault_nodes(result) == (
         node(
             "node133",
             "CardUnhealthy",
@@ -106,7 +107,7 @@ def test_fixture_exact_records() -> None:
         node("node136", "NodeUnhealthy", (), ()),
         node("node140", "CardUnhealthy", (res("huawei.com/Ascend310", unhealthy=("Ascend310-6",)),), ()),
     )
-    assert result.retries == (
+    assert volcano.job_retries(result) == (
         volcano.JobRetries(
             namespace="default",
             podgroup="mindx-test-6f1c2d4e-8a0b-4c39-9d52-1e2f3a4b5c6d",
@@ -126,7 +127,7 @@ def test_fixture_exact_records() -> None:
 def test_empty_or_missing_keys(value: object) -> None:
     result = volcano.parse_configmap(with_keys(fault_node=value, remain_retry_times=value))
     assert problems_of(result) == []
-    assert result.nodes == () and result.retries == ()
+    assert volcano.fault_nodes(result) == () and volcano.job_retries(result) == ()
 
 
 @pytest.mark.parametrize(
@@ -136,10 +137,18 @@ def test_empty_or_missing_keys(value: object) -> None:
 def test_invalid_keys_flag_and_keep_the_other_key(value: object, reason: str) -> None:
     result = volcano.parse_configmap(with_keys(fault_node=value))
     assert problems_of(result) == [("fault-node", reason)]
-    assert result.nodes == () and result.retries is not None and len(result.retries) == 2
+    assert (
+        volcano.fault_nodes(result) == ()
+        and volcano.job_retries(result) is not None
+        and len(volcano.job_retries(result)) == 2
+    )
     result = volcano.parse_configmap(with_keys(remain_retry_times=value))
     assert problems_of(result) == [("remain-retry-times", reason)]
-    assert result.retries == () and result.nodes is not None and len(result.nodes) == 5
+    assert (
+        volcano.job_retries(result) == ()
+        and volcano.fault_nodes(result) is not None
+        and len(volcano.fault_nodes(result)) == 5
+    )
 
 
 def test_wrong_shapes_of_valid_json() -> None:
@@ -147,7 +156,7 @@ def test_wrong_shapes_of_valid_json() -> None:
         with_keys(fault_node={"NodeName": "x"}, remain_retry_times=[{"UUID": "u"}])
     )
     assert problems_of(result) == [("fault-node", "schema"), ("remain-retry-times", "schema")]
-    assert result.nodes == () and result.retries == ()
+    assert volcano.fault_nodes(result) == () and volcano.job_retries(result) == ()
 
 
 def test_stale_and_legacy_keys_are_ignored() -> None:
@@ -157,18 +166,18 @@ def test_stale_and_legacy_keys_are_ignored() -> None:
     )
     result = volcano.parse_configmap(cm)
     assert problems_of(result) == []
-    assert result.nodes is not None and len(result.nodes) == 5
+    assert volcano.fault_nodes(result) is not None and len(volcano.fault_nodes(result)) == 5
 
 
 def test_missing_data_and_wrong_name() -> None:
     cm = fixture("vcjob-fault-npu-cm.json")
     cm["data"] = None
     result = volcano.parse_configmap(cm)
-    assert (result.nodes, result.retries, problems_of(result)) == ((), (), [])
+    assert (volcano.fault_nodes(result), volcano.job_retries(result), problems_of(result)) == ((), (), [])
     cm["metadata"]["name"] = "vcjob-fault-npu-cm-old"
     result = volcano.parse_configmap(cm)
-    assert (result.nodes, result.retries, problems_of(result)) == (None, None, [])
-    assert volcano.parse_configmap({}).nodes is None
+    assert (result.records, problems_of(result)) == (None, [])
+    assert volcano.parse_configmap({}).records is None
 
 
 def test_duplicate_node_keeps_the_newer_entry() -> None:
@@ -178,9 +187,9 @@ def test_duplicate_node_keeps_the_newer_entry() -> None:
     for order in ([old, new], [new, old]):
         result = volcano.parse_configmap(with_keys(fault_node=order))
         assert problems_of(result) == []
-        assert result.nodes is not None and len(result.nodes) == 1
-        assert result.nodes[0].health_state == "NodeUnhealthy"
-        assert result.nodes[0].view.update_time == T + 10
+        assert volcano.fault_nodes(result) is not None and len(volcano.fault_nodes(result)) == 1
+        assert volcano.fault_nodes(result)[0].health_state == "NodeUnhealthy"
+        assert volcano.fault_nodes(result)[0].view.update_time == T + 10
 
 
 def test_node_entry_tolerance() -> None:
@@ -233,7 +242,7 @@ def test_node_entry_tolerance() -> None:
     ]
     result = volcano.parse_configmap(with_keys(fault_node=entries))
     assert problems_of(result) == [("fault-node", "schema")] * 6
-    assert result.nodes == (
+    assert volcano.fault_nodes(result) == (
         node(
             "a5",
             "SomethingNew",
@@ -286,8 +295,8 @@ def test_mixed_resources_on_one_node_are_grouped() -> None:
         {"NodeName": "n", "UnhealthyNPU": ["Ascend310P-1", "Ascend310-2"], "NetworkUnhealthyNPU": ["x"]}
     ]
     result = volcano.parse_configmap(with_keys(fault_node=entries))
-    assert result.nodes is not None
-    chips = result.nodes[0].view.chips
+    assert volcano.fault_nodes(result) is not None
+    chips = volcano.fault_nodes(result)[0].view.chips
     assert chips is not None and chips.resources == (
         res("", network_unhealthy=("x",)),
         res("huawei.com/Ascend310", unhealthy=("Ascend310-2",)),
@@ -310,7 +319,7 @@ def test_retry_entries_tolerance() -> None:
     }
     result = volcano.parse_configmap(with_keys(remain_retry_times=value))
     assert problems_of(result) == [("remain-retry-times", "schema")] * 6
-    assert result.retries == (
+    assert volcano.job_retries(result) == (
         volcano.JobRetries("a", "b/c", "u9", -1),
         volcano.JobRetries("default", "job-a", "u1", 3),
         volcano.JobRetries("ns", "float-times", "u8", 2),

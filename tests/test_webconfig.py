@@ -150,9 +150,7 @@ async def test_min_version_tls13_refuses_a_tls12_client(
 async def test_max_version_and_cipher_suites(
     loaded_api: KubeApiTestServer, tmp_path: Path, pki: dict[str, Path]
 ) -> None:
-    section = tls_section(
-        pki, max_version="TLS12", cipher_suites=["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"]
-    )
+    section = tls_section(pki, max_version="TLS12", cipher_suites=["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"])
     config = load_web_config(write_web_config(tmp_path / "web.yml", {"tls_server_config": section}))
     async with exporter_with(loaded_api, tmp_path, config) as exporter:
         context = client_context(pki, cert=None)

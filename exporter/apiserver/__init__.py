@@ -3,7 +3,8 @@
 Used by the tests, the demo and the benchmarks; never by the exporter itself.
 """
 
-from .selectors import LabelSelector, SelectorError, parse_field_selector, parse_label_selector
+from exporter.kube.selectors import LabelSelector, SelectorError, parse_field_selector, parse_label_selector
+
 from .server import KubeApiTestServer
 from .store import RESOURCES, ApiError, ListResult, Store, StoredObject, Watch
 

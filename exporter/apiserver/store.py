@@ -26,7 +26,15 @@ from typing import Any
 
 import orjson
 
-from .selectors import FieldSelector, LabelSelector, SelectorError, parse_field_selector, parse_label_selector
+from exporter.kube.selectors import (
+    SELECTABLE_FIELDS,
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    field_of,
+    parse_field_selector,
+    parse_label_selector,
+)
 
 __all__ = [
     "RESOURCES",
@@ -71,27 +79,11 @@ class ResourceInfo:
         return self.kind + "List"
 
 
-_META_FIELDS = {"metadata.name": ("metadata", "name"), "metadata.namespace": ("metadata", "namespace")}
-
 RESOURCES: dict[str, ResourceInfo] = {
-    "configmaps": ResourceInfo("configmaps", "configmap", "ConfigMap", ("cm",), _META_FIELDS, ("data",)),
-    "events": ResourceInfo(
-        "events",
-        "event",
-        "Event",
-        ("ev",),
-        {
-            **_META_FIELDS,
-            **{
-                f"involvedObject.{name}": ("involvedObject", name)
-                for name in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
-            },
-            "reason": ("reason",),
-            "reportingComponent": ("reportingComponent",),
-            "source": ("source", "component"),
-            "type": ("type",),
-        },
+    "configmaps": ResourceInfo(
+        "configmaps", "configmap", "ConfigMap", ("cm",), SELECTABLE_FIELDS["configmaps"], ("data",)
     ),
+    "events": ResourceInfo("events", "event", "Event", ("ev",), SELECTABLE_FIELDS["events"]),
 }
 
 
@@ -194,10 +186,7 @@ class StoredObject:
         return self.metadata.get("labels") or {}
 
     def field_value(self, label: str) -> str:
-        value: Any = self.body
-        for part in self.info.fields[label]:
-            value = value.get(part) if isinstance(value, dict) else None
-        return "" if value is None else str(value)
+        return field_of(self.body, self.info.fields[label])
 
     def item_raw(self) -> bytes:
         """JSON as a list item: no kind/apiVersion."""

@@ -1,49 +1,56 @@
-"""What every handler shares: the source description and problem accounting."""
+"""What every handler shares: problem accounting (`mindx_configmap_invalid`, parse-error counts,
+one log line) and the store keys of per-object records."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from exporter.kube.reflector import ReflectorSink, WatchTarget
 from exporter.logs import event
+from exporter.metrics.exposition import Family
 from exporter.metrics.selfmetrics import ExporterMetrics
-from exporter.metrics.store import MetricsStore
-from exporter.metrics.views import Blocks, render_problems
-from exporter.sources.common import Problem, Problems
+from exporter.metrics.store import Group, MetricsStore
+from exporter.sources.base import Blocks, Source, add_block
+from exporter.sources.common import Problem
 
 log = logging.getLogger("exporter.handler")
 
+CONFIGMAP_INVALID = Family(
+    "mindx_configmap_invalid",
+    "gauge",
+    "1 while the current version of a ConfigMap data key fails (reason json, checkcode or schema).",
+    ("namespace", "configmap", "key", "reason"),
+    order=1000,
+)
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    """A parser's answer for one object: records by sub-key (a node, a job, …) and problems.
-    `records` is None when the object is not one of the source's objects."""
-
-    records: Mapping[str, Any] | None
-    problems: Problems = field(default_factory=Problems)
+HandlerFactory = Callable[[Source[Any], WatchTarget, MetricsStore, ExporterMetrics], "SourceHandler"]
+ObjectId = tuple[str, str]  # (namespace, name)
+RecordListener = Callable[[ObjectId, Mapping[str, Any]], None]
 
 
-HandlerFactory = Callable[["SourceSpec", WatchTarget, MetricsStore, ExporterMetrics], ReflectorSink]
+class ObjectKey(NamedTuple):
+    """Store key of one record of one object."""
+
+    source: str
+    namespace: str
+    name: str
+    record: str  # the parser's sub-key ("node", "job/<ns>/<podgroup>", …)
 
 
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    name: str  # the flag name (`--source.<name>.*`) and, for data families, the `source` label
-    resource: str  # "configmaps" | "events"
-    namespace: str  # the producer's namespace: default of --source.<name>.namespace
-    label_selector: str
-    field_selector: str
-    name_prefixes: tuple[str, ...]  # filtered client-side where no selector exists ("" = any)
-    description: str
-    handler: HandlerFactory
-    parse: Callable[[Mapping[str, Any]], Parsed] | None = None
-    render: Callable[[str, Any], Blocks] | None = None
+class ProblemKey(NamedTuple):
+    """Store key of one object's `mindx_configmap_invalid` series."""
 
-    def wants(self, name: str) -> bool:
-        return name.startswith(self.name_prefixes)
+    source: str
+    namespace: str
+    name: str
+
+
+def render_problems(blocks: Blocks, namespace: str, configmap: str, problems: list[Problem]) -> None:
+    """`mindx_configmap_invalid`: one series per (key, reason) while the object's current version fails."""
+    seen = sorted({(p.key, p.reason) for p in problems})
+    add_block(blocks, CONFIGMAP_INVALID, (((namespace, configmap, key, reason), 1) for key, reason in seen))
 
 
 class ProblemLog:
@@ -86,25 +93,34 @@ class ProblemLog:
             del self._seen[key]
 
 
-ProblemKey = tuple[str, str, str, str]
-
-
-class SourceHandler:
+class SourceHandler(ReflectorSink):
     """The part every reflector sink shares: where it writes its blocks, and how it accounts for
     the problems its parser finds (`mindx_configmap_invalid`, parse-error counts, one log line)."""
 
     def __init__(
-        self, spec: SourceSpec, target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+        self, source: Source[Any], target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
     ) -> None:
-        self.spec = spec
+        self.source = source
         self.target = target
         self.store = store
         self.metrics = metrics
-        self.group = (spec.name, target.namespace)
-        self.problems = ProblemLog(spec.name, metrics)
+        self.group = Group(source.name, target.namespace)
+        # Problems are kept apart from the records, so each group has one key type.
+        self.problem_group = Group(source.name, f"{target.namespace} problems")
+        self.problems = ProblemLog(source.name, metrics)
+        self._listeners: list[RecordListener] = []
+
+    def listen(self, listener: RecordListener) -> None:
+        """Also hand every object's parsed records to `listener` (`{}` when the object goes), for
+        the joins the source feeds."""
+        self._listeners.append(listener)
+
+    def notify(self, oid: ObjectId, records: Mapping[str, Any]) -> None:
+        for listener in self._listeners:
+            listener(oid, records)
 
     def problem_key(self, namespace: str, name: str) -> ProblemKey:
-        return (self.spec.name, namespace, name, "problems")
+        return ProblemKey(self.source.name, namespace, name)
 
     def problem_blocks(
         self, obj: Mapping[str, Any], namespace: str, name: str, problems: list[Problem]
@@ -116,6 +132,18 @@ class SourceHandler:
             render_problems(blocks, namespace, name, problems)
         return blocks
 
+    def set_problems(
+        self, obj: Mapping[str, Any], namespace: str, name: str, problems: list[Problem]
+    ) -> None:
+        """Account for and show one object's problems (a corrected object clears its series)."""
+        blocks = self.problem_blocks(obj, namespace, name, problems)
+        self.store.set(self.problem_group, self.problem_key(namespace, name), blocks)
+
+    def replace_problems(self, items: Mapping[ProblemKey, Blocks]) -> None:
+        """A relist: the objects with problems are exactly `items`' keys."""
+        self.problems.retain({(key.namespace, key.name) for key in items})
+        self.store.replace_group(self.problem_group, {key: blocks for key, blocks in items.items() if blocks})
+
     def forget_problems(self, namespace: str, name: str) -> None:
         self.problems.forget(namespace, name)
-        self.store.delete(self.group, self.problem_key(namespace, name))
+        self.store.delete(self.problem_group, self.problem_key(namespace, name))

@@ -40,6 +40,15 @@ class WatchTarget:
             return f"/api/v1/namespaces/{self.namespace}/{self.resource}"
         return f"/api/v1/{self.resource}"
 
+    def selector_params(self) -> dict[str, str]:
+        """The LIST/WATCH query parameters that select the target's objects."""
+        params = {}
+        if self.label_selector:
+            params["labelSelector"] = self.label_selector
+        if self.field_selector:
+            params["fieldSelector"] = self.field_selector
+        return params
+
 
 class ReflectorSink(Protocol):
     """Receives the reflector's view of the objects; must not raise (parsers never do)."""
@@ -265,12 +274,7 @@ class Reflector:
             self.observer.watch_error(self.target, "sink")
 
     def _selectors(self) -> dict[str, str]:
-        params = {}
-        if self.target.label_selector:
-            params["labelSelector"] = self.target.label_selector
-        if self.target.field_selector:
-            params["fieldSelector"] = self.target.field_selector
-        return params
+        return self.target.selector_params()
 
 
 def _error_reason(err: ApiError) -> str:

@@ -17,6 +17,9 @@ class Family:
     type: str  # gauge | counter
     help: str
     labels: tuple[str, ...]
+    # Position in the exposition: families are written in ascending order, so the body's layout
+    # stays the same whichever module declares a family (tests/test_registry.py: unique).
+    order: int = 0
 
     def header(self) -> bytes:
         return family_header(self.name, self.type, self.help).encode()

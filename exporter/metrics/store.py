@@ -15,14 +15,27 @@ from __future__ import annotations
 import asyncio
 import bisect
 import enum
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple, TypeVar
 
 from exporter.metrics.exposition import Family
 from exporter.metrics.gzipstream import EMPTY, GZIP_HEADER, CrcTree, Deflated, deflate_part
 
-Key = Any  # Hashable and ordered among the keys of one family (tuples of strings here)
+# A block's key: a tuple of strings, ordered among the keys of one family. Each group uses one
+# named key type (a NamedTuple of strings) that says what its keys are; the store needs only the
+# order, and keys of different groups in one family compare as plain tuples.
+Key = tuple[str, ...]
+K = TypeVar("K", bound=Key)
+
+
+class Group(NamedTuple):
+    """The keys one writer owns, replaced together on a relist: a source's objects in one
+    namespace, or a join's nodes."""
+
+    owner: str  # the source's or the join's name
+    scope: str  # the namespace, or the join's own scope
+
 
 # A segment is split above SEGMENT_MAX and merged into its neighbour below SEGMENT_MIN. At 32 KiB
 # a segment compresses in ~20 µs, and 10,000 nodes' 36 MB make about 1,500 segments.
@@ -68,7 +81,7 @@ class _FamilySegments:
     __slots__ = ("first", "header", "segments")
 
     def __init__(self, header: bytes) -> None:
-        self.header = _Segment([None], {None: header})
+        self.header = _Segment([()], {(): header})
         self.segments: list[_Segment] = []
         self.first: list[Key] = []
 
@@ -172,7 +185,7 @@ class MetricsStore:
         self.families: tuple[Family, ...] = tuple(families)
         self._family_segments = {family: _FamilySegments(family.header()) for family in self.families}
         self._families_of: dict[Key, tuple[Family, ...]] = {}
-        self._groups: dict[Hashable, set[Key]] = {}
+        self._groups: dict[Group, set[Key]] = {}
         self._generation = 0
         self._layout: _Layout | None = None
         self._plain: PlainBody | None = None
@@ -181,7 +194,7 @@ class MetricsStore:
 
     # --- updates ----------------------------------------------------------------------------
 
-    def set(self, group: Hashable, key: Key, blocks: Mapping[Family, bytes]) -> bool:
+    def set(self, group: Group, key: Key, blocks: Mapping[Family, bytes]) -> bool:
         """Replace everything `key` contributes with `blocks` (families absent from it vanish).
         Returns False, and keeps the cached bodies, when nothing changed."""
         self._groups.setdefault(group, set()).add(key)
@@ -190,7 +203,7 @@ class MetricsStore:
         self._generation += 1
         return True
 
-    def delete(self, group: Hashable, key: Key) -> None:
+    def delete(self, group: Group, key: Key) -> None:
         if key in self._families_of:
             self._put(key, {})
             self._generation += 1
@@ -198,7 +211,7 @@ class MetricsStore:
         if members is not None:
             members.discard(key)
 
-    def replace_group(self, group: Hashable, items: Mapping[Any, Mapping[Family, bytes]]) -> None:
+    def replace_group(self, group: Group, items: Mapping[K, Mapping[Family, bytes]]) -> None:
         """A relist: the group's keys become exactly `items`, in one step."""
         for key in self._groups.get(group, set()) - items.keys():
             self._put(key, {})
@@ -207,7 +220,7 @@ class MetricsStore:
         self._groups[group] = set(items)
         self._generation += 1
 
-    def keys(self, group: Hashable) -> frozenset[Key]:
+    def keys(self, group: Group) -> frozenset[Key]:
         return frozenset(self._groups.get(group, ()))
 
     def _put(self, key: Key, blocks: Mapping[Family, bytes]) -> bool:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from exporter.handlers.objects import per_object
+from exporter.sources.base import Feed, Parsed, Source, Watch, families_of, render_table
 from exporter.sources.common import (
     REASON_CHECKCODE,
     REASON_JSON,
@@ -27,6 +29,7 @@ from exporter.sources.common import (
     split_names,
     unix_seconds,
 )
+from exporter.sources.nodeview import NODE_VIEW_METRICS
 from exporter.sources.records import (
     ChipFault,
     FaultCode,
@@ -37,6 +40,7 @@ from exporter.sources.records import (
     SwitchFault,
     SwitchState,
 )
+from exporter.sources.usable import ROLE_CHIPS, USABLE_CHIPS
 
 NAME_PREFIX = "mindx-dl-deviceinfo-"
 KEY_DEVICE_INFO = "DeviceInfoCfg"
@@ -52,19 +56,16 @@ _LIST_SUFFIXES: tuple[tuple[str, str], ...] = (
 _FAULT_SUFFIX = "-Fault"
 
 
-@dataclass(frozen=True, slots=True)
-class ParseResult:
-    view: NodeView | None  # None when the object is not a device-plugin node ConfigMap
-    problems: Problems
+RECORD = "node"  # the one record of a ConfigMap: the node's view
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> ParseResult:
+def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeView]:
     """Parse one device-plugin ConfigMap into the node's chips, switch and super-pod data."""
     problems = Problems()
     _, name = object_name(cm)
     node = node_from_name(name, NAME_PREFIX)
     if node is None:
-        return ParseResult(None, problems)
+        return Parsed(None, problems)
     data = configmap_data(cm)
     view = NodeView(node=node)
 
@@ -91,7 +92,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> ParseResult:
         switch = decode_json(data, KEY_SWITCH_INFO, problems)
         if switch is not None:
             view.switch = parse_switch_info(node, switch, KEY_SWITCH_INFO, problems)
-    return ParseResult(view, problems)
+    return Parsed({RECORD: view}, problems)
 
 
 def verify_checkcode(device_info: Mapping[str, Any], check_code: object) -> bool:
@@ -352,3 +353,21 @@ def _superpod(node: str, info: Mapping[str, Any]) -> SuperPodInfo | None:
         server_index=server,
         rack_id=rack if rack is not None and rack >= 0 else None,
     )
+
+
+def _chips_of(records: Mapping[str, NodeView]) -> tuple[str, object] | None:
+    view = records.get(RECORD)
+    return (view.node, view) if view is not None else None
+
+
+SOURCE = Source(
+    name="device-plugin",
+    description="Ascend Device Plugin ConfigMaps mindx-dl-deviceinfo-<node>",
+    watch=Watch(
+        "configmaps", "kube-system", label_selector="mx-consumer-cim=true", name_prefixes=(NAME_PREFIX,)
+    ),
+    parse=parse_configmap,
+    families=families_of(NODE_VIEW_METRICS),
+    handler=per_object(partial(render_table, NODE_VIEW_METRICS)),
+    feeds=(Feed(USABLE_CHIPS, ROLE_CHIPS, _chips_of),),
+)

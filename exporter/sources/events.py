@@ -1,4 +1,5 @@
-"""S2: the Device Plugin's fault Events in `kube-system` (spec §3).
+"""S2: the Device Plugin's fault Events in `kube-system` (spec §3) →
+`mindx_npu_fault_events_total{node,reason,fault_level}`.
 
 Only Events whose message starts with `device fault,` are fault events; hot-reset, upgrade-release
 and other components' Events share the namespace and are ignored without a problem.
@@ -9,14 +10,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from exporter.handlers.base import ProblemKey, SourceHandler
+from exporter.kube.reflector import WatchTarget
+from exporter.metrics.exposition import Family
+from exporter.metrics.selfmetrics import ExporterMetrics
+from exporter.metrics.store import MetricsStore
+from exporter.sources.base import Blocks, Parsed, Source, Watch, add_block
 from exporter.sources.common import (
     REASON_SCHEMA,
     Problems,
     as_dict,
     as_int,
     as_str,
+    object_name,
     rfc3339_seconds,
     split_codes,
 )
@@ -47,25 +55,22 @@ class FaultEvent:
     event_time: float | None  # eventTime, else lastTimestamp, else firstTimestamp; unix seconds
 
 
-@dataclass(frozen=True, slots=True)
-class EventResult:
-    record: FaultEvent | None  # None when the Event is not a device-plugin fault Event
-    problems: Problems
+RECORD = "event"  # the one record of a fault Event
 
 
 def is_fault_event(ev: Mapping[str, Any]) -> bool:
     return as_str(ev.get("message")).lstrip().startswith(FAULT_MESSAGE_PREFIX)
 
 
-def parse_event(ev: Mapping[str, Any]) -> EventResult:
+def parse_event(ev: Mapping[str, Any]) -> Parsed[FaultEvent]:
     problems = Problems()
     if not is_fault_event(ev):
-        return EventResult(None, problems)
+        return Parsed(None, problems)
     message = as_str(ev.get("message")).strip()
     match = _FAULT_MESSAGE.match(message)
     if match is None:
         problems.add(KEY_MESSAGE, REASON_SCHEMA, "device fault message does not match the expected format")
-        return EventResult(None, problems)
+        return Parsed(None, problems)
     meta = as_dict(ev.get("metadata")) or {}
     source = as_dict(ev.get("source")) or {}
     record = FaultEvent(
@@ -81,7 +86,7 @@ def parse_event(ev: Mapping[str, Any]) -> EventResult:
         count=_count(ev),
         event_time=_event_time(ev),
     )
-    return EventResult(record, problems)
+    return Parsed({RECORD: record}, problems)
 
 
 def _count(ev: Mapping[str, Any]) -> int:
@@ -98,3 +103,127 @@ def _event_time(ev: Mapping[str, Any]) -> float | None:
         if seconds is not None:
             return seconds
     return None
+
+
+# --- counting -----------------------------------------------------------------------------------
+# The contract: an Event counts once when it appears, and again by however much its `count` grows;
+# Events that existed before the exporter started are remembered but not counted, so a restart
+# does not make the counter jump. A relist after a disconnection counts the Events (and count
+# increases) it missed. Deleting an Event never decrements.
+
+NPU_FAULT_EVENTS = Family(
+    "mindx_npu_fault_events_total",
+    "counter",
+    "Device-plugin fault Events seen since the exporter started (an Event's count increments it too).",
+    ("node", "reason", "fault_level"),
+    order=800,
+)
+
+
+class NodeCountersKey(NamedTuple):
+    """Store key of one node's Event counters."""
+
+    node: str
+
+
+def render_event_counts(counts: Mapping[tuple[str, str, str], int]) -> Blocks:
+    """`mindx_npu_fault_events_total` for one node: (node, reason, fault_level) → count."""
+    blocks: Blocks = {}
+    add_block(blocks, NPU_FAULT_EVENTS, ((key, count) for key, count in sorted(counts.items())))
+    return blocks
+
+
+CounterKey = tuple[str, str, str]  # (node, reason, fault_level)
+
+
+class EventCounter(SourceHandler):
+    def __init__(
+        self, source: Source[Any], target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+    ) -> None:
+        super().__init__(source, target, store, metrics)
+        self._started = False
+        self._seen: dict[str, tuple[CounterKey, int]] = {}  # Event uid → (counter, count so far)
+        self._counts: dict[str, dict[CounterKey, int]] = {}  # node → counters
+
+    def replace(self, objects: list[dict[str, Any]]) -> None:
+        counting = self._started  # the first list only learns what already happened
+        self._started = True
+        present: set[str] = set()
+        changed_nodes: set[str] = set()
+        problem_items: dict[ProblemKey, Blocks] = {}
+        for obj in objects:
+            uid = self._observe(obj, counting, changed_nodes, problem_items)
+            if uid:
+                present.add(uid)
+        for uid in self._seen.keys() - present:
+            del self._seen[uid]
+        items = {NodeCountersKey(node): render_event_counts(c) for node, c in self._counts.items()}
+        self.replace_problems(problem_items)
+        self.store.replace_group(self.group, items)
+        self.metrics.set_objects(self.target, len(self._seen))
+
+    def upsert(self, obj: dict[str, Any]) -> None:
+        changed: set[str] = set()
+        problem_items: dict[ProblemKey, Blocks] = {}
+        self._observe(obj, True, changed, problem_items)
+        for node in changed:
+            self.store.set(self.group, NodeCountersKey(node), render_event_counts(self._counts[node]))
+        for key, blocks in problem_items.items():
+            self.store.set(self.problem_group, key, blocks)
+        self.metrics.set_objects(self.target, len(self._seen))
+
+    def delete(self, obj: dict[str, Any]) -> None:
+        namespace, name = object_name(obj)
+        uid = _uid(obj)
+        self._seen.pop(uid, None)
+        self.forget_problems(namespace, name)
+        self.metrics.set_objects(self.target, len(self._seen))
+
+    def _observe(
+        self,
+        obj: Mapping[str, Any],
+        counting: bool,
+        changed: set[str],
+        problem_items: dict[ProblemKey, Blocks],
+    ) -> str:
+        """Remember one Event; count what is new about it. Returns its uid for fault Events."""
+        namespace, name = object_name(obj)
+        result = parse_event(obj)
+        # Every Event gets an entry ({} when fine), so a corrected Event clears its series.
+        problem_items[self.problem_key(namespace, name)] = self.problem_blocks(
+            obj, namespace, name, result.problems.items
+        )
+        record = result.first
+        if record is None:
+            return ""
+        uid = record.uid or f"{namespace}/{name}"
+        key = (record.node, record.reason, record.fault_level)
+        previous = self._seen.get(uid)
+        seen_count = previous[1] if previous is not None else 0
+        self._seen[uid] = (key, max(seen_count, record.count))
+        increase = record.count - seen_count
+        if counting and increase > 0:
+            node_counts = self._counts.setdefault(record.node, {})
+            node_counts[key] = node_counts.get(key, 0) + increase
+            changed.add(record.node)
+        return uid
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    if isinstance(uid, str) and uid:
+        return uid
+    namespace, name = object_name(obj)
+    return f"{namespace}/{name}"
+
+
+SOURCE = Source(
+    name="device-plugin-events",
+    description="Ascend Device Plugin fault Events",
+    # Events cannot be selected by message; the device plugin is their reporting component.
+    watch=Watch("events", "kube-system", field_selector="source=device-plugin"),
+    parse=parse_event,
+    families=(NPU_FAULT_EVENTS,),
+    handler=EventCounter,
+)

@@ -8,9 +8,12 @@ shape per node; `parse_fault_dev_list` is shared with the ClusterD parser.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
+from exporter.handlers.objects import per_object
+from exporter.sources.base import Feed, Parsed, Source, Watch, families_of, render_table
 from exporter.sources.common import (
     REASON_CHECKCODE,
     REASON_SCHEMA,
@@ -28,7 +31,9 @@ from exporter.sources.common import (
     sha256_hex,
     split_codes,
 )
+from exporter.sources.nodestatus import NODE_STATUS_METRICS_WITH_TIME
 from exporter.sources.records import NodeFaultDevice, NodeStatusRecord
+from exporter.sources.usable import ROLE_NODE_STATUS, USABLE_CHIPS
 
 NAME_PREFIX = "mindx-dl-nodeinfo-"
 KEY_NODE_INFO = "NodeInfo"
@@ -39,13 +44,10 @@ NODE_FAULT_LEVELS: tuple[str, ...] = ("NotHandleFault", "PreSeparateFault", "Sep
 _NODE_LEVEL_RANK: dict[str, int] = {name: rank for rank, name in enumerate(NODE_FAULT_LEVELS)}
 
 
-@dataclass(frozen=True, slots=True)
-class NodeDResult:
-    record: NodeStatusRecord | None  # None when the object is not a NodeD node ConfigMap
-    problems: Problems
+RECORD = "node"  # the one record of a ConfigMap: the node's status
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
+def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeStatusRecord]:
     """Parse one NodeD ConfigMap into the node's status and faulty devices.
 
     A broken `NodeInfo` still yields a record (status "", no devices) so `updateTime` counts; a
@@ -55,7 +57,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
     _, name = object_name(cm)
     node = node_from_name(name, NAME_PREFIX)
     if node is None:
-        return NodeDResult(None, problems)
+        return Parsed(None, problems)
     data = configmap_data(cm)
 
     status = ""
@@ -78,7 +80,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> NodeDResult:
         if update_time is None:
             problems.add(KEY_UPDATE_TIME, REASON_SCHEMA, "not an RFC 3339 time with zone")
     record = NodeStatusRecord(node=node, status=status, devices=devices, update_time=update_time)
-    return NodeDResult(record, problems)
+    return Parsed({RECORD: record}, problems)
 
 
 def verify_checkcode(node_info: object, check_code: object) -> bool:
@@ -171,3 +173,21 @@ def _fault_codes(value: object, key: str, problems: Problems) -> tuple[str, ...]
 def _text(value: object) -> str:
     number = as_int(value)
     return str(number) if number is not None else as_str(value).strip()
+
+
+def _status_of(records: Mapping[str, NodeStatusRecord]) -> tuple[str, object] | None:
+    record = records.get(RECORD)
+    return (record.node, record.status) if record is not None else None
+
+
+SOURCE = Source(
+    name="noded",
+    description="NodeD ConfigMaps mindx-dl-nodeinfo-<node>",
+    watch=Watch(
+        "configmaps", "mindx-dl", label_selector="mx-consumer-cim=true", name_prefixes=(NAME_PREFIX,)
+    ),
+    parse=parse_configmap,
+    families=families_of(NODE_STATUS_METRICS_WITH_TIME),
+    handler=per_object(partial(render_table, NODE_STATUS_METRICS_WITH_TIME)),
+    feeds=(Feed(USABLE_CHIPS, ROLE_NODE_STATUS, _status_of),),
+)

@@ -8,10 +8,23 @@ Other keys (`NodeDEnable`, `fault-job`, `checkCode`, …) are leftovers of old v
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.handlers.objects import per_object
+from exporter.metrics.exposition import Family
+from exporter.sources.base import (
+    Blocks,
+    Metric,
+    Parsed,
+    Sample,
+    Source,
+    Watch,
+    add_block,
+    families_of,
+    render_table,
+)
 from exporter.sources.common import (
     REASON_SCHEMA,
     Problems,
@@ -25,6 +38,7 @@ from exporter.sources.common import (
     unix_seconds,
 )
 from exporter.sources.deviceplugin import merge_faults, parse_fault_list
+from exporter.sources.nodeview import NODE_VIEW_METRICS
 from exporter.sources.records import CHIP_LIST_STATUSES, NodeChips, NodeView, ResourceChips
 
 NAMESPACE = "volcano-system"
@@ -56,25 +70,34 @@ class JobRetries:
     times: int
 
 
-@dataclass(frozen=True, slots=True)
-class VolcanoResult:
-    # Both None only when the object is not `vcjob-fault-npu-cm`; missing/""/invalid keys give ().
-    nodes: tuple[VolcanoNode, ...] | None
-    retries: tuple[JobRetries, ...] | None
-    problems: Problems
+VolcanoRecord = VolcanoNode | JobRetries
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> VolcanoResult:
+def parse_configmap(cm: Mapping[str, Any]) -> Parsed[VolcanoRecord]:
+    """Records `node/<node>` (a fault-node entry) and `job/<namespace>/<podgroup>` (a retry
+    budget); records is None only when the object is not `vcjob-fault-npu-cm`, and missing, ""
+    or invalid keys give no records of their kind."""
     problems = Problems()
     _, name = object_name(cm)
     if name != NAME:
-        return VolcanoResult(None, None, problems)
+        return Parsed(None, problems)
     data = configmap_data(cm)
     nodes = _parse_fault_nodes(
         decode_json(data, KEY_FAULT_NODE, problems, shape=list, blank_is_empty=True), problems
     )
     retries = _parse_retries(decode_json(data, KEY_RETRY_TIMES, problems, blank_is_empty=True), problems)
-    return VolcanoResult(nodes, retries, problems)
+    # Sub-keys are strings: store keys are tuples of strings, sorted to order the exposition.
+    records: dict[str, VolcanoRecord] = {f"node/{n.view.node}": n for n in nodes}
+    records.update({f"job/{j.namespace}/{j.podgroup}": j for j in retries})
+    return Parsed(records, problems)
+
+
+def fault_nodes(parsed: Parsed[VolcanoRecord]) -> tuple[VolcanoNode, ...]:
+    return tuple(r for r in (parsed.records or {}).values() if isinstance(r, VolcanoNode))
+
+
+def job_retries(parsed: Parsed[VolcanoRecord]) -> tuple[JobRetries, ...]:
+    return tuple(r for r in (parsed.records or {}).values() if isinstance(r, JobRetries))
 
 
 # --- fault-node --------------------------------------------------------------------------------
@@ -187,3 +210,58 @@ def _parse_retries(entries: dict[str, Any] | None, problems: Problems) -> tuple[
         uid = as_str(info.get("UUID"))
         retries.append(JobRetries(namespace=namespace, podgroup=podgroup, job_uid=uid, times=times))
     return tuple(sorted(retries, key=lambda r: (r.namespace, r.podgroup)))
+
+
+# --- the source ---------------------------------------------------------------------------------
+
+NODE_HEALTH_STATE = Family(
+    "mindx_node_health_state",
+    "gauge",
+    "Volcano's NodeHealthState for nodes in fault-node (1, active only).",
+    ("source", "node", "state"),
+    order=220,
+)
+JOB_REMAINING_RETRIES = Family(
+    "mindx_job_remaining_retries",
+    "gauge",
+    "Remaining fault-retry budget of a job (Times from Volcano's remain-retry-times).",
+    ("namespace", "podgroup", "job_uid"),
+    order=500,
+)
+
+
+def _health_state(source: str, record: VolcanoNode) -> Iterator[Sample]:
+    if record.health_state:
+        yield (source, record.view.node, record.health_state), 1
+
+
+def _retries(source: str, record: JobRetries) -> Iterator[Sample]:
+    yield (record.namespace, record.podgroup, record.job_uid), record.times
+
+
+NODE_METRICS: tuple[Metric[VolcanoNode], ...] = (Metric(NODE_HEALTH_STATE, _health_state),)
+JOB_METRICS: tuple[Metric[JobRetries], ...] = (Metric(JOB_REMAINING_RETRIES, _retries),)
+
+
+def render(source: str, record: VolcanoRecord) -> Blocks:
+    if isinstance(record, JobRetries):
+        return render_table(JOB_METRICS, source, record)
+    blocks = render_table(NODE_VIEW_METRICS, source, record.view)
+    for metric in NODE_METRICS:
+        add_block(blocks, metric.family, metric.samples(source, record))
+    return blocks
+
+
+SOURCE = Source(
+    name="volcano",
+    description="Volcano's vcjob-fault-npu-cm (fault nodes, job retry budgets)",
+    # Volcano sets no labels: select the one object by name.
+    watch=Watch("configmaps", NAMESPACE, field_selector=f"metadata.name={NAME}", name_prefixes=(NAME,)),
+    parse=parse_configmap,
+    families=(
+        *families_of(NODE_VIEW_METRICS),
+        NODE_HEALTH_STATE,
+        JOB_REMAINING_RETRIES,
+    ),
+    handler=per_object(render),
+)

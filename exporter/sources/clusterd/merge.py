@@ -15,26 +15,24 @@ ClusterD restart are never written again. The rules here:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
-from exporter.handlers.base import SourceHandler, SourceSpec
+from exporter.handlers.base import ProblemKey, SourceHandler
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
-from exporter.metrics.views import (
-    Blocks,
-    render_node_status,
-    render_node_view,
-    render_switch,
-    render_usable,
-)
-from exporter.sources import clusterd
-from exporter.sources.common import object_name
+from exporter.sources.base import Blocks, Source, render_table
+from exporter.sources.clusterd import parser as clusterd
+from exporter.sources.clusterd.parser import Kind
+from exporter.sources.common import Problems, object_name
+from exporter.sources.nodestatus import NODE_STATUS_METRICS
+from exporter.sources.nodeview import NODE_VIEW_METRICS, SWITCH_METRICS
+from exporter.sources.records import NodeStatusRecord
 from exporter.sources.shards import newest
 from exporter.sources.shards import resource_version as _resource_version
-from exporter.sources.usable import usable_chips
+from exporter.sources.usable import render_usable, usable_chips
 
 Entry = TypeVar("Entry")
 Changes = dict[str, Blocks | None]  # node → new blocks, or None to drop the node
@@ -186,31 +184,44 @@ class ShardMerger(Generic[Entry]):
                 changes[node] = None
 
 
+SOURCE = "clusterd"
+
+
+class NodeKey(NamedTuple):
+    """Store key of one of ClusterD's per-node views."""
+
+    source: str
+    view: str  # NODE | DEVICE | SWITCH | USABLE
+    node: str
+
+
+_NODE, _DEVICE, _SWITCH, _USABLE = "node", "device", "switch", "usable"
+
+
 def _device_blocks(entry: clusterd.ClusterDeviceEntry) -> Blocks:
-    return render_node_view(SOURCE, entry.view)
+    return render_table(NODE_VIEW_METRICS, SOURCE, entry.view)
 
 
 def _switch_blocks(entry: clusterd.ClusterSwitchEntry) -> Blocks:
-    blocks: Blocks = {}
-    render_switch(blocks, SOURCE, entry.state)
-    return blocks
+    return render_table(SWITCH_METRICS, SOURCE, entry.state)
 
 
-SOURCE = "clusterd"
-_NODE, _DEVICE, _SWITCH, _USABLE = "node", "device", "switch", "usable"
+def _node_blocks(record: NodeStatusRecord) -> Blocks:
+    # The node map's UpdateTime is not rendered: the device shards carry the producer's time.
+    return render_table(NODE_STATUS_METRICS, SOURCE, record)
 
 
 class ClusterdHandler(SourceHandler):
     def __init__(
         self,
-        spec: SourceSpec,
+        source: Source[Any],
         target: WatchTarget,
         store: MetricsStore,
         metrics: ExporterMetrics,
         stale_after: float = DEFAULT_STALE_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(spec, target, store, metrics)
+        super().__init__(source, target, store, metrics)
         self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
             lambda e: e.update_time_raw, _device_blocks, stale_after, clock
         )
@@ -226,77 +237,84 @@ class ClusterdHandler(SourceHandler):
     # --- ReflectorSink ----------------------------------------------------------------------
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
-        items: dict[Hashable, Blocks] = {}
+        items: dict[NodeKey, Blocks] = {}
+        problem_items: dict[ProblemKey, Blocks] = {}
         device_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterDeviceEntry]]] = []
         switch_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterSwitchEntry]]] = []
         self._objects = set()
         self._node_status = {}
         for obj in objects:
             namespace, name = object_name(obj)
+            which = clusterd.classify(name)
+            if which is None:
+                continue
             rv = _resource_version(obj)
-            if name == clusterd.NODE_CM_NAME:
+            problems: Problems
+            if which.kind is Kind.NODE:
                 node_result = clusterd.parse_node_cm(obj)
                 for node, record in (node_result.records or {}).items():
-                    items[(SOURCE, _NODE, node)] = render_node_status(SOURCE, record, with_update_time=False)
+                    items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
                     self._node_status[node] = record.status
                 problems = node_result.problems
-            elif clusterd.is_device_shard(name):
+            elif which.kind is Kind.DEVICE:
                 device_result = clusterd.parse_device_shard(obj, self._device_memo)
-                device_shards.append((name, clusterd.shard_index(name) or 0, rv, device_result.entries or {}))
+                device_shards.append((name, which.index, rv, dict(device_result.records or {})))
                 problems = device_result.problems
-            elif clusterd.is_switch_shard(name):
-                switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
-                switch_shards.append((name, clusterd.shard_index(name) or 0, rv, switch_result.entries or {}))
-                problems = switch_result.problems
             else:
-                continue
+                switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
+                switch_shards.append((name, which.index, rv, dict(switch_result.records or {})))
+                problems = switch_result.problems
             self._objects.add((namespace, name))
-            problem_blocks = self.problem_blocks(obj, namespace, name, problems.items)
-            if problem_blocks:
-                items[self.problem_key(namespace, name)] = problem_blocks
+            problem_items[self.problem_key(namespace, name)] = self.problem_blocks(
+                obj, namespace, name, problems.items
+            )
         for node, blocks in self.devices.replace(device_shards).items():
-            items[(SOURCE, _DEVICE, node)] = blocks
+            items[NodeKey(SOURCE, _DEVICE, node)] = blocks
         for node, blocks in self.switches.replace(switch_shards).items():
-            items[(SOURCE, _SWITCH, node)] = blocks
+            items[NodeKey(SOURCE, _SWITCH, node)] = blocks
         for node in self.devices.winners:
             usable = self._usable(node)
             if usable is not None:
-                items[(SOURCE, _USABLE, node)] = usable
-        self.problems.retain(self._objects)
+                items[NodeKey(SOURCE, _USABLE, node)] = usable
+        self.replace_problems(problem_items)
         self.store.replace_group(self.group, items)
         self.metrics.set_objects(self.target, len(self._objects))
 
     def upsert(self, obj: dict[str, Any]) -> None:
         namespace, name = object_name(obj)
+        which = clusterd.classify(name)
+        if which is None:
+            return
         rv = _resource_version(obj)
-        if name == clusterd.NODE_CM_NAME:
+        problems: Problems
+        if which.kind is Kind.NODE:
             node_result = clusterd.parse_node_cm(obj)
             self._write_node_cm(node_result.records or {})
             problems = node_result.problems
-        elif clusterd.is_device_shard(name):
+        elif which.kind is Kind.DEVICE:
             device_result = clusterd.parse_device_shard(obj, self._device_memo)
-            index = clusterd.shard_index(name) or 0
-            self._apply(_DEVICE, self.devices.write(name, index, rv, device_result.entries or {}))
+            self._apply(_DEVICE, self.devices.write(name, which.index, rv, dict(device_result.records or {})))
             problems = device_result.problems
-        elif clusterd.is_switch_shard(name):
-            switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
-            index = clusterd.shard_index(name) or 0
-            self._apply(_SWITCH, self.switches.write(name, index, rv, switch_result.entries or {}))
-            problems = switch_result.problems
         else:
-            return
+            switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
+            self._apply(
+                _SWITCH, self.switches.write(name, which.index, rv, dict(switch_result.records or {}))
+            )
+            problems = switch_result.problems
         self._objects.add((namespace, name))
-        problem_blocks = self.problem_blocks(obj, namespace, name, problems.items)
-        self.store.set(self.group, self.problem_key(namespace, name), problem_blocks)
+        self.set_problems(obj, namespace, name, problems.items)
         self.metrics.set_objects(self.target, len(self._objects))
 
     def delete(self, obj: dict[str, Any]) -> None:
         namespace, name = object_name(obj)
-        if name == clusterd.NODE_CM_NAME:
+        which = clusterd.classify(name)
+        if which is None:
+            return
+        if which.kind is Kind.NODE:
             self._write_node_cm({})
-        elif clusterd.is_device_shard(name):
+        elif which.kind is Kind.DEVICE:
             self._apply(_DEVICE, self.devices.remove(name))
-        elif clusterd.is_switch_shard(name):
+        else:
             self._apply(_SWITCH, self.switches.remove(name))
         self._objects.discard((namespace, name))
         self.forget_problems(namespace, name)
@@ -312,13 +330,12 @@ class ClusterdHandler(SourceHandler):
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _write_node_cm(self, records: Mapping[str, Any]) -> None:
+    def _write_node_cm(self, records: Mapping[str, NodeStatusRecord]) -> None:
         previous = self._node_status
         for node in previous.keys() - records.keys():
-            self.store.delete(self.group, (SOURCE, _NODE, node))
+            self.store.delete(self.group, NodeKey(SOURCE, _NODE, node))
         for node, record in records.items():
-            blocks = render_node_status(SOURCE, record, with_update_time=False)
-            self.store.set(self.group, (SOURCE, _NODE, node), blocks)
+            self.store.set(self.group, NodeKey(SOURCE, _NODE, node), _node_blocks(record))
         self._node_status = {node: record.status for node, record in records.items()}
         changed = {n for n in previous.keys() | records.keys() if previous.get(n) != self._node_status.get(n)}
         self._refresh_usable(changed)
@@ -326,9 +343,9 @@ class ClusterdHandler(SourceHandler):
     def _apply(self, kind: str, changes: Changes) -> None:
         for node, blocks in changes.items():
             if blocks is None:
-                self.store.delete(self.group, (SOURCE, kind, node))
+                self.store.delete(self.group, NodeKey(SOURCE, kind, node))
             else:
-                self.store.set(self.group, (SOURCE, kind, node), blocks)
+                self.store.set(self.group, NodeKey(SOURCE, kind, node), blocks)
         self._refresh_usable(changes.keys())
 
     def _usable(self, node: str) -> Blocks | None:
@@ -346,6 +363,6 @@ class ClusterdHandler(SourceHandler):
         for node in nodes:
             blocks = self._usable(node)
             if blocks is None:
-                self.store.delete(self.group, (SOURCE, _USABLE, node))
+                self.store.delete(self.group, NodeKey(SOURCE, _USABLE, node))
             else:
-                self.store.set(self.group, (SOURCE, _USABLE, node), blocks)
+                self.store.set(self.group, NodeKey(SOURCE, _USABLE, node), blocks)

@@ -2,6 +2,7 @@
 
 Mirrors the grammar of k8s.io/apimachinery ``labels.Parse`` and ``fields.ParseSelector`` closely enough
 that every selector a real kube-apiserver accepts is accepted here, and malformed ones are rejected.
+The API test server filters with it, and so does the `devices` command reading a dump: one parser.
 """
 
 from __future__ import annotations
@@ -9,16 +10,48 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
+    "SELECTABLE_FIELDS",
     "FieldRequirement",
     "FieldSelector",
     "LabelRequirement",
     "LabelSelector",
     "SelectorError",
+    "object_matches",
     "parse_field_selector",
     "parse_label_selector",
 ]
+
+_META_FIELDS: dict[str, tuple[str, ...]] = {
+    "metadata.name": ("metadata", "name"),
+    "metadata.namespace": ("metadata", "namespace"),
+}
+
+# Field selector label -> path inside the object: what the real API server supports per resource.
+SELECTABLE_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "configmaps": _META_FIELDS,
+    "events": {
+        **_META_FIELDS,
+        **{
+            f"involvedObject.{name}": ("involvedObject", name)
+            for name in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+        },
+        "reason": ("reason",),
+        "reportingComponent": ("reportingComponent",),
+        "source": ("source", "component"),
+        "type": ("type",),
+    },
+}
+
+
+def field_of(obj: Mapping[str, Any], path: tuple[str, ...]) -> str:
+    """A selectable field's value as the API server compares it ("" when absent)."""
+    value: Any = obj
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
 
 
 class SelectorError(ValueError):
@@ -275,3 +308,21 @@ def parse_field_selector(text: str) -> FieldSelector:
     if not text.strip():
         return FieldSelector()
     return FieldSelector(tuple(_field_term(term) for term in _split_unescaped(text, ",")))
+
+
+def object_matches(obj: Mapping[str, Any], resource: str, label_selector: str, field_selector: str) -> bool:
+    """Whether a LIST of `resource` with these selectors returns `obj` (selectors as the API server
+    parses them; a field the resource cannot be selected by matches nothing)."""
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    if label_selector and not parse_label_selector(label_selector).matches(
+        labels if isinstance(labels, dict) else {}
+    ):
+        return False
+    if not field_selector:
+        return True
+    fields = SELECTABLE_FIELDS.get(resource, _META_FIELDS)
+    selector = parse_field_selector(field_selector)
+    if not selector.fields <= fields.keys():
+        return False
+    return selector.matches(lambda label: field_of(obj, fields[label]))

@@ -1,4 +1,4 @@
-"""S4-S6: ClusterD's `mindx-dl/cluster-info-*` ConfigMaps (spec §5-§8).
+"""S4-S6: ClusterD's `mindx-dl/cluster-info-*` ConfigMaps (spec §5-§8), parsed.
 
 Each parser handles one ConfigMap. Merging the device/switch shards per node (newest UpdateTime
 wins, stale shards after a ClusterD restart) needs state across objects and is done by the caller,
@@ -7,12 +7,14 @@ which is why the entries carry the raw `UpdateTime`.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from exporter.sources import deviceplugin, noded
+from exporter.sources.base import Parsed
 from exporter.sources.common import (
     REASON_SCHEMA,
     Problem,
@@ -39,13 +41,7 @@ SWITCH_KEY_PREFIX = "mindx-dl-switchinfo-"
 MANUALLY_SEPARATED = "ManuallySeparateNPU"
 A5_RESOURCE = "huawei.com/npu"
 
-_SHARD_NAME = re.compile(r"^cluster-info-(?:device|switch)-(0|[1-9][0-9]{0,8})$")
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterNodeResult:
-    records: dict[str, NodeStatusRecord] | None  # node → record; None when not `cluster-info-node-cm`
-    problems: Problems
+_SHARD_NAME = re.compile(r"^cluster-info-(device|switch)-(0|[1-9][0-9]{0,8})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,48 +51,62 @@ class ClusterDeviceEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class ShardResult:
-    entries: dict[str, ClusterDeviceEntry] | None  # node → entry; None when not a device shard
-    problems: Problems
-
-
-@dataclass(frozen=True, slots=True)
 class ClusterSwitchEntry:
     state: SwitchState
     update_time: float | None  # unix seconds; None when 0/missing (A5 / no switch manager)
     update_time_raw: int  # as written, 0 when missing; for shard merging
 
 
+class Kind(enum.Enum):
+    """Which of ClusterD's maps a ConfigMap holds."""
+
+    NODE = "node"  # cluster-info-node-cm
+    DEVICE = "device"  # cluster-info-device-<m>
+    SWITCH = "switch"  # cluster-info-switch-<m>
+
+
 @dataclass(frozen=True, slots=True)
-class SwitchShardResult:
-    entries: dict[str, ClusterSwitchEntry] | None  # node → entry; None when not a switch shard
-    problems: Problems
+class MapName:
+    kind: Kind
+    index: int  # the shard number; 0 for cluster-info-node-cm
+
+
+def classify(name: str) -> MapName | None:
+    """The one place that tells ClusterD's ConfigMaps apart by name; None for any other name."""
+    if name == NODE_CM_NAME:
+        return MapName(Kind.NODE, 0)
+    match = _SHARD_NAME.match(name)
+    if match is None:
+        return None
+    return MapName(Kind.DEVICE if match.group(1) == "device" else Kind.SWITCH, int(match.group(2)))
 
 
 def shard_index(name: str) -> int | None:
     """`cluster-info-device-3` / `cluster-info-switch-3` → 3; None for any other name."""
-    match = _SHARD_NAME.match(name)
-    return int(match.group(1)) if match else None
+    classified = classify(name)
+    return classified.index if classified is not None and classified.kind is not Kind.NODE else None
 
 
 def is_device_shard(name: str) -> bool:
-    return name.startswith(DEVICE_PREFIX) and shard_index(name) is not None
+    classified = classify(name)
+    return classified is not None and classified.kind is Kind.DEVICE
 
 
 def is_switch_shard(name: str) -> bool:
-    return name.startswith(SWITCH_PREFIX) and shard_index(name) is not None
+    classified = classify(name)
+    return classified is not None and classified.kind is Kind.SWITCH
 
 
 # --- S4 cluster-info-node-cm ------------------------------------------------------------------
 
 
-def parse_node_cm(cm: Mapping[str, Any]) -> ClusterNodeResult:
+def parse_node_cm(cm: Mapping[str, Any]) -> Parsed[NodeStatusRecord]:
     """`cluster-info-node-cm`: ClusterD's copy of every NodeD CM (NodeStatus possibly rewritten,
     spec §5). `UpdateTime` is milliseconds, absent in older ClusterD output."""
     problems = Problems()
     _, name = object_name(cm)
     if name != NODE_CM_NAME:
-        return ClusterNodeResult(None, problems)
+        return Parsed(None, problems)
     records: dict[str, NodeStatusRecord] = {}
     for key, entry in _entries(configmap_data(cm), name, problems):
         node = _node_of_entry(key, entry, NODE_KEY_PREFIX, name, problems)
@@ -111,15 +121,15 @@ def parse_node_cm(cm: Mapping[str, Any]) -> ClusterNodeResult:
         seen = records.get(node)
         if seen is None or (record.update_time or 0) >= (seen.update_time or 0):
             records[node] = record
-    return ClusterNodeResult(records, problems)
+    return Parsed(records, problems)
 
 
 # --- S5 cluster-info-device-<m> ----------------------------------------------------------------
 
 # node → (the entry as decoded, its parse, the problems it had): lets a caller skip re-parsing
 # the entries a shard rewrite did not change (ClusterD rewrites every shard every ~5 s).
-Parsed = TypeVar("Parsed")
-EntryMemo = dict[str, tuple[dict[str, Any], Parsed, tuple[Problem, ...]]]
+P = TypeVar("P")
+EntryMemo = dict[str, tuple[dict[str, Any], P, tuple[Problem, ...]]]
 DeviceEntryMemo = EntryMemo["ClusterDeviceEntry"]
 SwitchEntryMemo = EntryMemo["ClusterSwitchEntry"]
 Shard = TypeVar("Shard", "ClusterDeviceEntry", "ClusterSwitchEntry")
@@ -129,10 +139,10 @@ def _memoized(
     node: str,
     entry: dict[str, Any],
     key: str,
-    memo: EntryMemo[Parsed] | None,
+    memo: EntryMemo[P] | None,
     problems: Problems,
-    parse: Callable[[str, Mapping[str, Any], str, Problems], Parsed],
-) -> Parsed:
+    parse: Callable[[str, Mapping[str, Any], str, Problems], P],
+) -> P:
     """`parse` the entry, or reuse the remembered parse when the decoded entry is unchanged."""
     remembered = memo.get(node) if memo is not None else None
     if remembered is not None and remembered[0] == entry:
@@ -146,14 +156,16 @@ def _memoized(
     return parsed
 
 
-def parse_device_shard(cm: Mapping[str, Any], memo: DeviceEntryMemo | None = None) -> ShardResult:
+def parse_device_shard(
+    cm: Mapping[str, Any], memo: DeviceEntryMemo | None = None
+) -> Parsed[ClusterDeviceEntry]:
     """One `cluster-info-device-<m>` shard: ClusterD's processed copy of every DP DeviceInfo.
     With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_device_shard(name):
-        return ShardResult(None, problems)
-    return ShardResult(_shard_entries(cm, name, DEVICE_KEY_PREFIX, _device_entry, memo, problems), problems)
+        return Parsed(None, problems)
+    return Parsed(_shard_entries(cm, name, DEVICE_KEY_PREFIX, _device_entry, memo, problems), problems)
 
 
 def _device_entry(node: str, entry: Mapping[str, Any], key: str, problems: Problems) -> ClusterDeviceEntry:
@@ -198,15 +210,17 @@ def _superpod(node: str, entry: Mapping[str, Any], chips: NodeChips | None) -> S
 # --- S6 cluster-info-switch-<m> ----------------------------------------------------------------
 
 
-def parse_switch_shard(cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None) -> SwitchShardResult:
+def parse_switch_shard(
+    cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None
+) -> Parsed[ClusterSwitchEntry]:
     """One `cluster-info-switch-<m>` shard: per node the DP `SwitchInfoCfg` struct plus `CmName`.
     With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_switch_shard(name):
-        return SwitchShardResult(None, problems)
+        return Parsed(None, problems)
     entries = _shard_entries(cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, problems)
-    return SwitchShardResult(entries, problems)
+    return Parsed(entries, problems)
 
 
 # --- shared ------------------------------------------------------------------------------------
