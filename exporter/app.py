@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.handlers.base import SourceHandler
+from exporter.handlers.base import HandlerOptions, SourceHandler
 from exporter.handlers.joins import JoinState
 from exporter.httpserver import HttpLimits, server_middlewares
 from exporter.kube.client import KubeClient
@@ -61,6 +61,7 @@ class ExporterConfig:
     reflector: ReflectorOptions = field(default_factory=ReflectorOptions)
     web_config: WebConfig | None = None  # --web.config.file: TLS and basic auth
     http: HttpLimits = field(default_factory=HttpLimits)
+    handlers: HandlerOptions = field(default_factory=HandlerOptions)
 
 
 class Exporter:
@@ -84,7 +85,7 @@ class Exporter:
         await self._client.__aenter__()
         handlers: list[tuple[Source[Any], SourceHandler]] = []
         for source, target in self.config.sources.targets():
-            handler = source.handler(source, target, self.store, self.metrics)
+            handler = source.handler(source, target, self.store, self.metrics, self.config.handlers)
             handlers.append((source, handler))
             self.metrics.register_target(target)
             self.reflectors.append(

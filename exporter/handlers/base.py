@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from exporter.kube.reflector import ReflectorSink, WatchTarget
@@ -14,18 +15,35 @@ from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import Group, MetricsStore
 from exporter.sources.base import Blocks, Source, add_block
 from exporter.sources.common import Problem
+from exporter.sources.limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("exporter.handler")
 
 CONFIGMAP_INVALID = Family(
     "mindx_configmap_invalid",
     "gauge",
-    "1 while the current version of a ConfigMap data key fails (reason json, checkcode or schema).",
+    "1 while the current version of a ConfigMap data key fails (reason json, checkcode, schema or limit).",
     ("namespace", "configmap", "key", "reason"),
     order=1000,
 )
 
-HandlerFactory = Callable[[Source[Any], WatchTarget, MetricsStore, ExporterMetrics], "SourceHandler"]
+
+@dataclass(frozen=True, slots=True)
+class HandlerOptions:
+    """What the operator can tune about how objects become series (`docs/configuration.md`)."""
+
+    limits: Limits = DEFAULT_LIMITS
+    # Counters of a node with no new increment for this long are dropped (0 = never): a node's
+    # counters otherwise live as long as the process, and every node that ever had a fault Event
+    # would keep its series.
+    counter_idle_seconds: float = 86400.0
+
+
+DEFAULT_OPTIONS = HandlerOptions()
+
+HandlerFactory = Callable[
+    [Source[Any], WatchTarget, MetricsStore, ExporterMetrics, HandlerOptions], "SourceHandler"
+]
 ObjectId = tuple[str, str]  # (namespace, name)
 RecordListener = Callable[[ObjectId, Mapping[str, Any]], None]
 
@@ -98,9 +116,15 @@ class SourceHandler(ReflectorSink):
     the problems its parser finds (`mindx_configmap_invalid`, parse-error counts, one log line)."""
 
     def __init__(
-        self, source: Source[Any], target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+        self,
+        source: Source[Any],
+        target: WatchTarget,
+        store: MetricsStore,
+        metrics: ExporterMetrics,
+        options: HandlerOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.source = source
+        self.options = options
         self.target = target
         self.store = store
         self.metrics = metrics

@@ -7,7 +7,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from exporter.handlers.base import HandlerFactory, ObjectId, ObjectKey, ProblemKey, SourceHandler
+from exporter.handlers.base import (
+    DEFAULT_OPTIONS,
+    HandlerFactory,
+    HandlerOptions,
+    ObjectId,
+    ObjectKey,
+    ProblemKey,
+    SourceHandler,
+)
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
@@ -21,9 +29,13 @@ def per_object(render: Render) -> HandlerFactory:
     """The handler factory of a source rendered object by object with `render`."""
 
     def factory(
-        source: Source[Any], target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+        source: Source[Any],
+        target: WatchTarget,
+        store: MetricsStore,
+        metrics: ExporterMetrics,
+        options: HandlerOptions = DEFAULT_OPTIONS,
     ) -> ObjectHandler:
-        return ObjectHandler(source, target, store, metrics, render)
+        return ObjectHandler(source, target, store, metrics, render, options)
 
     return factory
 
@@ -36,8 +48,9 @@ class ObjectHandler(SourceHandler):
         store: MetricsStore,
         metrics: ExporterMetrics,
         render: Render,
+        options: HandlerOptions = DEFAULT_OPTIONS,
     ) -> None:
-        super().__init__(source, target, store, metrics)
+        super().__init__(source, target, store, metrics, options)
         self._render_record = render
         self._keys: dict[ObjectId, set[ObjectKey]] = {}  # which store keys each object owns
 
@@ -88,7 +101,7 @@ class ObjectHandler(SourceHandler):
         namespace, name = object_name(obj)
         if not self.source.watch.wants(name):
             return None
-        parsed = self.source.parse(obj)
+        parsed = self.source.parse(obj, self.options.limits)
         if parsed.records is None and not parsed.problems.items:
             return None
         label = self.source.name

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from exporter.metrics.exposition import Family, render_samples
 from exporter.sources.common import Problems
+from exporter.sources.limits import Limits
 
 if TYPE_CHECKING:
     from exporter.handlers.base import HandlerFactory
 
 R = TypeVar("R")
-V = TypeVar("V")
 
 Sample = tuple[Sequence[str], float]  # label values in the family's order, value
 Blocks = dict[Family, bytes]  # one object's (or one node's) rendered samples, per family
@@ -57,6 +57,12 @@ class Parsed(Generic[R]):
     def first(self) -> R | None:
         """The first record (sources with one record per object), None when there is none."""
         return next(iter(self.records.values()), None) if self.records else None
+
+
+class Parser(Protocol[R]):
+    """`parse(obj, limits)`: pure; what goes over `limits` is cut off and reported as a problem."""
+
+    def __call__(self, obj: Mapping[str, Any], limits: Limits = ..., /) -> Parsed[R]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +122,7 @@ class Source(Generic[R]):
     name: str  # the flag name (`--source.<name>.*`) and the `source` label of its data families
     description: str
     watch: Watch
-    parse: Callable[[Mapping[str, Any]], Parsed[R]]
+    parse: Parser[R]
     families: tuple[Family, ...]  # every family it serves
     # Turns its watch events into store updates: `per_object(render)` (exporter.handlers.objects)
     # for sources whose series depend on one object alone, or a handler of the source's own.

@@ -29,6 +29,7 @@ from exporter.sources.common import (
     split_names,
     unix_seconds,
 )
+from exporter.sources.limits import DEFAULT_LIMITS, REASON_LIMIT, Limits
 from exporter.sources.nodeview import NODE_VIEW_METRICS
 from exporter.sources.records import (
     ChipFault,
@@ -59,7 +60,7 @@ _FAULT_SUFFIX = "-Fault"
 RECORD = "node"  # the one record of a ConfigMap: the node's view
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeView]:
+def parse_configmap(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[NodeView]:
     """Parse one device-plugin ConfigMap into the node's chips, switch and super-pod data."""
     problems = Problems()
     _, name = object_name(cm)
@@ -80,7 +81,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeView]:
             if device_list is None:
                 problems.add(KEY_DEVICE_INFO, REASON_SCHEMA, "DeviceInfo.DeviceList is not an object")
             else:
-                view.chips = parse_device_list(node, device_list, manual, KEY_DEVICE_INFO, problems)
+                view.chips = parse_device_list(node, device_list, manual, KEY_DEVICE_INFO, problems, limits)
             update = device_info.get("UpdateTime")
             if as_int(update) is not None:
                 view.update_time = unix_seconds(update) or None
@@ -136,23 +137,39 @@ def parse_device_list(
     manually_separated: Iterable[str],
     key: str,
     problems: Problems,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> NodeChips:
     """A DeviceList map (DP's or ClusterD's) → the node's chips. Resource names are discovered by
-    suffix, so custom names, `huawei.com/npu` and the Ascend310 `Ascend310P-Fault` quirk all work."""
+    suffix, so custom names, `huawei.com/npu` and the Ascend310 `Ascend310P-Fault` quirk all work.
+    At most `limits.chips_per_node` chip names are kept."""
     lists: dict[str, dict[str, tuple[str, ...]]] = {}
     faults: list[ChipFault] = []
+    room = limits.chips_per_node  # names still accepted, over every list
+    over_resources = False
     for list_key, value in device_list.items():
         if not isinstance(list_key, str):
             continue
         resource, status = _split_key(list_key)
         if status == "fault":
-            faults.extend(parse_fault_list(value, key, problems))
+            faults.extend(parse_fault_list(value, key, problems, limits))
             continue
         if value is not None and not isinstance(value, str):
             problems.add(key, REASON_SCHEMA, f"{list_key} is not a string")
             continue
-        lists.setdefault(resource, {})[status] = tuple(split_names(value))
-    manual = tuple(manually_separated)
+        if resource not in lists and len(lists) >= limits.resources_per_node:
+            if not over_resources:
+                problems.add(
+                    key, REASON_LIMIT, f"more than {limits.resources_per_node} resource names: cut off"
+                )
+                over_resources = True
+            continue
+        names = split_names(value)
+        if len(names) > room:
+            problems.add(key, REASON_LIMIT, f"more than {limits.chips_per_node} chips: {list_key} cut off")
+            names = names[: max(room, 0)]
+        room -= len(names)
+        lists.setdefault(resource, {})[status] = tuple(names)
+    manual = tuple(manually_separated)[: limits.chips_per_node]
     manual_by_resource = _assign_to_resources(manual, lists)
     resources = []
     for resource in sorted(lists):
@@ -198,7 +215,9 @@ def _assign_to_resources(
     return assigned
 
 
-def parse_fault_list(value: object, key: str, problems: Problems) -> list[ChipFault]:
+def parse_fault_list(
+    value: object, key: str, problems: Problems, limits: Limits = DEFAULT_LIMITS
+) -> list[ChipFault]:
     """A `-Fault` value: a JSON array of DeviceFault encoded inside a string (spec §2.4)."""
     if value is None or value == "":
         return []
@@ -216,16 +235,34 @@ def parse_fault_list(value: object, key: str, problems: Problems) -> list[ChipFa
         problems.add(key, REASON_SCHEMA, "fault list is not an array")
         return []
     faults = []
+    per_chip: dict[str, int] = {}
+    over = False
     for entry in entries:
-        fault = parse_fault_entry(entry)
+        fault = parse_fault_entry(entry, limits, problems, key)
         if fault is None:
             problems.add(key, REASON_SCHEMA, "fault entry without npu_name")
-        else:
-            faults.append(fault)
+            continue
+        seen = per_chip.get(fault.npu, 0)
+        if seen >= limits.fault_entries_per_chip or (seen == 0 and len(per_chip) >= limits.chips_per_node):
+            over = True
+            continue
+        per_chip[fault.npu] = seen + 1
+        faults.append(fault)
+    if over:
+        problems.add(
+            key,
+            REASON_LIMIT,
+            f"more than {limits.fault_entries_per_chip} fault entries for a chip, or faults for more "
+            f"than {limits.chips_per_node} chips: cut off",
+        )
     return faults
 
 
-def parse_fault_entry(entry: object) -> ChipFault | None:
+def parse_fault_entry(
+    entry: object, limits: Limits = DEFAULT_LIMITS, problems: Problems | None = None, key: str = ""
+) -> ChipFault | None:
+    """One DeviceFault; codes beyond `limits.codes_per_entry` are cut off (and reported in
+    `problems` when given)."""
     if not isinstance(entry, dict):
         return None
     npu = as_str(entry.get("npu_name")).strip()
@@ -240,6 +277,10 @@ def parse_fault_entry(entry: object) -> ChipFault | None:
         normalize_code(str(k)): v for k, v in (as_dict(entry.get("fault_time_and_level_map")) or {}).items()
     }
     codes = split_codes(entry.get("fault_code")) or list(time_map)
+    if len(codes) > limits.codes_per_entry:
+        if problems is not None:
+            problems.add(key, REASON_LIMIT, f"{npu}: more than {limits.codes_per_entry} codes: cut off")
+        codes = codes[: limits.codes_per_entry]
     fault_codes = []
     for code in codes:
         detail = as_dict(time_map.get(code)) or {}

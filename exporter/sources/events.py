@@ -8,11 +8,12 @@ and other components' Events share the namespace and are ignored without a probl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from exporter.handlers.base import ProblemKey, SourceHandler
+from exporter.handlers.base import DEFAULT_OPTIONS, HandlerOptions, ProblemKey, SourceHandler
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.exposition import Family
 from exporter.metrics.selfmetrics import ExporterMetrics
@@ -28,6 +29,7 @@ from exporter.sources.common import (
     rfc3339_seconds,
     split_codes,
 )
+from exporter.sources.limits import DEFAULT_LIMITS, Limits
 
 FAULT_MESSAGE_PREFIX = "device fault,"
 KEY_MESSAGE = "message"
@@ -62,7 +64,7 @@ def is_fault_event(ev: Mapping[str, Any]) -> bool:
     return as_str(ev.get("message")).lstrip().startswith(FAULT_MESSAGE_PREFIX)
 
 
-def parse_event(ev: Mapping[str, Any]) -> Parsed[FaultEvent]:
+def parse_event(ev: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[FaultEvent]:
     problems = Problems()
     if not is_fault_event(ev):
         return Parsed(None, problems)
@@ -79,7 +81,7 @@ def parse_event(ev: Mapping[str, Any]) -> Parsed[FaultEvent]:
         node=match.group("node").strip() or as_str(source.get("host")).strip(),
         reason=as_str(ev.get("reason")) or match.group("assertion"),
         fault_level=match.group("level") or as_str(ev.get("action")),
-        fault_codes=tuple(split_codes(match.group("codes"))),
+        fault_codes=tuple(split_codes(match.group("codes"))[: limits.codes_per_entry]),
         card_id=match.group("card") or "",
         device_id=match.group("dev") or "",
         logic_id=match.group("logic") or "",
@@ -138,12 +140,33 @@ CounterKey = tuple[str, str, str]  # (node, reason, fault_level)
 
 class EventCounter(SourceHandler):
     def __init__(
-        self, source: Source[Any], target: WatchTarget, store: MetricsStore, metrics: ExporterMetrics
+        self,
+        source: Source[Any],
+        target: WatchTarget,
+        store: MetricsStore,
+        metrics: ExporterMetrics,
+        options: HandlerOptions = DEFAULT_OPTIONS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(source, target, store, metrics)
+        super().__init__(source, target, store, metrics, options)
+        self._clock = clock
         self._started = False
         self._seen: dict[str, tuple[CounterKey, int]] = {}  # Event uid → (counter, count so far)
         self._counts: dict[str, dict[CounterKey, int]] = {}  # node → counters
+        self._last_increment: dict[str, float] = {}  # node → clock() of its newest increment
+
+    def tick(self) -> None:
+        """Drop the counters of nodes without an increment for `counter_idle_seconds`: the series
+        count is then bounded by the nodes with fault Events in that window, not by every node that
+        ever had one. A node's next Event starts its counters again (a new series)."""
+        idle = self.options.counter_idle_seconds
+        if idle <= 0:
+            return
+        cutoff = self._clock() - idle
+        for node in [node for node, last in self._last_increment.items() if last < cutoff]:
+            del self._last_increment[node]
+            self._counts.pop(node, None)
+            self.store.delete(self.group, NodeCountersKey(node))
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
         counting = self._started  # the first list only learns what already happened
@@ -188,7 +211,7 @@ class EventCounter(SourceHandler):
     ) -> str:
         """Remember one Event; count what is new about it. Returns its uid for fault Events."""
         namespace, name = object_name(obj)
-        result = parse_event(obj)
+        result = parse_event(obj, self.options.limits)
         # Every Event gets an entry ({} when fine), so a corrected Event clears its series.
         problem_items[self.problem_key(namespace, name)] = self.problem_blocks(
             obj, namespace, name, result.problems.items
@@ -205,6 +228,7 @@ class EventCounter(SourceHandler):
         if counting and increase > 0:
             node_counts = self._counts.setdefault(record.node, {})
             node_counts[key] = node_counts.get(key, 0) + increase
+            self._last_increment[record.node] = self._clock()
             changed.add(record.node)
         return uid
 

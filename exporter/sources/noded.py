@@ -31,6 +31,7 @@ from exporter.sources.common import (
     sha256_hex,
     split_codes,
 )
+from exporter.sources.limits import DEFAULT_LIMITS, REASON_LIMIT, Limits
 from exporter.sources.nodestatus import NODE_STATUS_METRICS_WITH_TIME
 from exporter.sources.records import NodeFaultDevice, NodeStatusRecord
 from exporter.sources.usable import ROLE_NODE_STATUS, USABLE_CHIPS
@@ -47,7 +48,7 @@ _NODE_LEVEL_RANK: dict[str, int] = {name: rank for rank, name in enumerate(NODE_
 RECORD = "node"  # the one record of a ConfigMap: the node's status
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeStatusRecord]:
+def parse_configmap(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[NodeStatusRecord]:
     """Parse one NodeD ConfigMap into the node's status and faulty devices.
 
     A broken `NodeInfo` still yields a record (status "", no devices) so `updateTime` counts; a
@@ -69,7 +70,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeStatusRecord]:
             problems.add(KEY_NODE_INFO, REASON_SCHEMA, "NodeInfo.NodeInfo is not an object")
         else:
             status = parse_node_status(inner.get("NodeStatus"), KEY_NODE_INFO, problems)
-            devices = parse_fault_dev_list(inner.get("FaultDevList"), KEY_NODE_INFO, problems)
+            devices = parse_fault_dev_list(inner.get("FaultDevList"), KEY_NODE_INFO, problems, limits)
             if not verify_checkcode(inner, outer.get("CheckCode")):
                 problems.add(KEY_NODE_INFO, REASON_CHECKCODE, "CheckCode does not match NodeInfo")
 
@@ -106,9 +107,12 @@ def node_level_rank(level: str) -> int:
     return _NODE_LEVEL_RANK.get(level, -1)
 
 
-def parse_fault_dev_list(value: object, key: str, problems: Problems) -> tuple[NodeFaultDevice, ...]:
+def parse_fault_dev_list(
+    value: object, key: str, problems: Problems, limits: Limits = DEFAULT_LIMITS
+) -> tuple[NodeFaultDevice, ...]:
     """`FaultDevList` (NodeD and ClusterD): null/[]/{} all mean none. Devices repeated with the same
-    (DeviceType, DeviceId) are merged: union of codes, most severe level."""
+    (DeviceType, DeviceId) are merged: union of codes, most severe level. At most
+    `limits.devices_per_node` devices and `limits.codes_per_entry` codes per device are kept."""
     if value is None or value == {}:
         return ()
     if not isinstance(value, list):
@@ -123,12 +127,23 @@ def parse_fault_dev_list(value: object, key: str, problems: Problems) -> tuple[N
         ident = (device.device_type, device.device_id)
         seen = merged.get(ident)
         if seen is None:
+            if len(merged) >= limits.devices_per_node:
+                problems.add(key, REASON_LIMIT, f"more than {limits.devices_per_node} fault devices: cut off")
+                break
+            if len(device.fault_codes) > limits.codes_per_entry:
+                problems.add(
+                    key, REASON_LIMIT, f"more than {limits.codes_per_entry} codes for a device: cut off"
+                )
+                device = replace(device, fault_codes=device.fault_codes[: limits.codes_per_entry])
             merged[ident] = device
             continue
         codes = merged_codes.get(ident)
         if codes is None:
             codes = merged_codes[ident] = dict.fromkeys(seen.fault_codes)
-        codes.update(dict.fromkeys(device.fault_codes))
+        room = limits.codes_per_entry - len(codes)
+        if room < len(device.fault_codes):
+            problems.add(key, REASON_LIMIT, f"more than {limits.codes_per_entry} codes for a device")
+        codes.update(dict.fromkeys(device.fault_codes[: max(room, 0)]))
         level = max((seen.fault_level, device.fault_level), key=node_level_rank)
         merged[ident] = NodeFaultDevice(seen.device_type, seen.device_id, seen.fault_codes, level)
     return tuple(

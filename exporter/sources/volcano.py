@@ -38,6 +38,7 @@ from exporter.sources.common import (
     unix_seconds,
 )
 from exporter.sources.deviceplugin import merge_faults, parse_fault_list
+from exporter.sources.limits import DEFAULT_LIMITS, REASON_LIMIT, Limits
 from exporter.sources.nodeview import NODE_VIEW_METRICS
 from exporter.sources.records import CHIP_LIST_STATUSES, NodeChips, NodeView, ResourceChips
 
@@ -73,7 +74,7 @@ class JobRetries:
 VolcanoRecord = VolcanoNode | JobRetries
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> Parsed[VolcanoRecord]:
+def parse_configmap(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[VolcanoRecord]:
     """Records `node/<node>` (a fault-node entry) and `job/<namespace>/<podgroup>` (a retry
     budget); records is None only when the object is not `vcjob-fault-npu-cm`, and missing, ""
     or invalid keys give no records of their kind."""
@@ -83,7 +84,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> Parsed[VolcanoRecord]:
         return Parsed(None, problems)
     data = configmap_data(cm)
     nodes = _parse_fault_nodes(
-        decode_json(data, KEY_FAULT_NODE, problems, shape=list, blank_is_empty=True), problems
+        decode_json(data, KEY_FAULT_NODE, problems, shape=list, blank_is_empty=True), problems, limits
     )
     retries = _parse_retries(decode_json(data, KEY_RETRY_TIMES, problems, blank_is_empty=True), problems)
     # Sub-keys are strings: store keys are tuples of strings, sorted to order the exposition.
@@ -103,7 +104,9 @@ def job_retries(parsed: Parsed[VolcanoRecord]) -> tuple[JobRetries, ...]:
 # --- fault-node --------------------------------------------------------------------------------
 
 
-def _parse_fault_nodes(entries: list[Any] | None, problems: Problems) -> tuple[VolcanoNode, ...]:
+def _parse_fault_nodes(
+    entries: list[Any] | None, problems: Problems, limits: Limits
+) -> tuple[VolcanoNode, ...]:
     """Duplicate node names (not expected) keep the entry with the larger UpdateTime (tie: later)."""
     nodes: dict[str, tuple[int, VolcanoNode]] = {}
     for entry in entries or ():
@@ -117,20 +120,22 @@ def _parse_fault_nodes(entries: list[Any] | None, problems: Problems) -> tuple[V
         raw_time = as_int(entry.get("UpdateTime"))
         if raw_time is None and entry.get("UpdateTime") is not None:
             problems.add(KEY_FAULT_NODE, REASON_SCHEMA, f"{node}: UpdateTime is not an integer")
-        parsed = _parse_node(node, entry, raw_time, problems)
+        parsed = _parse_node(node, entry, raw_time, problems, limits)
         seen = nodes.get(node)
         if seen is None or (raw_time or 0) >= seen[0]:
             nodes[node] = (raw_time or 0, parsed)
     return tuple(nodes[name][1] for name in sorted(nodes))
 
 
-def _parse_node(node: str, entry: Mapping[str, Any], raw_time: int | None, problems: Problems) -> VolcanoNode:
+def _parse_node(
+    node: str, entry: Mapping[str, Any], raw_time: int | None, problems: Problems, limits: Limits
+) -> VolcanoNode:
     fault_list = entry.get("FaultDeviceList")
     if fault_list == {}:
         fault_list = None
-    faults = merge_faults(parse_fault_list(fault_list, KEY_FAULT_NODE, problems))
-    unhealthy = _names(entry.get("UnhealthyNPU"), node, "UnhealthyNPU", problems)
-    network = _names(entry.get("NetworkUnhealthyNPU"), node, "NetworkUnhealthyNPU", problems)
+    faults = merge_faults(parse_fault_list(fault_list, KEY_FAULT_NODE, problems, limits))
+    unhealthy = _names(entry.get("UnhealthyNPU"), node, "UnhealthyNPU", problems, limits)
+    network = _names(entry.get("NetworkUnhealthyNPU"), node, "NetworkUnhealthyNPU", problems, limits)
     # Volcano's content comes from ClusterD, which marks manual separation only by the fault entry.
     manual = tuple(dict.fromkeys(f.npu for f in faults if f.fault_handling == MANUALLY_SEPARATED))
     chips = NodeChips(
@@ -143,22 +148,30 @@ def _parse_node(node: str, entry: Mapping[str, Any], raw_time: int | None, probl
     return VolcanoNode(view=view, health_state=as_str(entry.get("NodeHealthState")))
 
 
-def _names(value: object, node: str, field: str, problems: Problems) -> tuple[str, ...]:
-    """A `[]string` chip list; null/[]/{} mean none; a comma string is accepted too."""
+def _names(value: object, node: str, field: str, problems: Problems, limits: Limits) -> tuple[str, ...]:
+    """A `[]string` chip list; null/[]/{} mean none; a comma string is accepted too. At most
+    `limits.chips_per_node` names are kept."""
     if value is None or value == {}:
         return ()
     if isinstance(value, str):
-        return tuple(split_names(value))
-    if not isinstance(value, list):
+        items: list[object] = list(split_names(value))
+    elif isinstance(value, list):
+        items = value
+    else:
         problems.add(KEY_FAULT_NODE, REASON_SCHEMA, f"{node}: {field} is not an array")
         return ()
     names: dict[str, None] = {}
-    for item in value:
+    for item in items:
         if not isinstance(item, str):
             problems.add(KEY_FAULT_NODE, REASON_SCHEMA, f"{node}: {field} element is not a string")
             continue
         name = item.strip()
         if name:
+            if len(names) >= limits.chips_per_node:
+                problems.add(
+                    KEY_FAULT_NODE, REASON_LIMIT, f"{node}: more than {limits.chips_per_node} in {field}"
+                )
+                break
             names[name] = None
     return tuple(names)
 

@@ -33,6 +33,7 @@ from exporter.sources.clusterd.parser import (
     shard_index,
 )
 from exporter.sources.common import object_name
+from exporter.sources.limits import DEFAULT_LIMITS, Limits
 from exporter.sources.nodestatus import NODE_STATUS_METRICS
 from exporter.sources.nodeview import NODE_VIEW_METRICS
 from exporter.sources.records import NodeStatusRecord
@@ -67,7 +68,7 @@ __all__ = [
 ClusterRecord = NodeStatusRecord | ClusterDeviceEntry | ClusterSwitchEntry
 
 
-def parse(cm: Mapping[str, Any]) -> Parsed[ClusterRecord]:
+def parse(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[ClusterRecord]:
     """Any of ClusterD's ConfigMaps → its per-node entries, keyed `<kind>/<node>` (records None for
     any other object). The handler merges shards per node; this is the one-object view."""
     which = classify(object_name(cm)[1])
@@ -75,9 +76,9 @@ def parse(cm: Mapping[str, Any]) -> Parsed[ClusterRecord]:
         return Parsed(None)
     one: Parsed[Any]
     if which.kind is Kind.NODE:
-        one = parse_node_cm(cm)
+        one = parse_node_cm(cm, limits)
     elif which.kind is Kind.DEVICE:
-        one = parse_device_shard(cm)
+        one = parse_device_shard(cm, limits=limits)
     else:
         one = parse_switch_shard(cm)
     records = {f"{which.kind.value}/{node}": record for node, record in (one.records or {}).items()}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from exporter.handlers.base import ProblemKey, SourceHandler
+from exporter.handlers.base import DEFAULT_OPTIONS, HandlerOptions, ProblemKey, SourceHandler
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
@@ -218,10 +218,11 @@ class ClusterdHandler(SourceHandler):
         target: WatchTarget,
         store: MetricsStore,
         metrics: ExporterMetrics,
+        options: HandlerOptions = DEFAULT_OPTIONS,
         stale_after: float = DEFAULT_STALE_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(source, target, store, metrics)
+        super().__init__(source, target, store, metrics, options)
         self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
             lambda e: e.update_time_raw, _device_blocks, stale_after, clock
         )
@@ -251,13 +252,13 @@ class ClusterdHandler(SourceHandler):
             rv = _resource_version(obj)
             problems: Problems
             if which.kind is Kind.NODE:
-                node_result = clusterd.parse_node_cm(obj)
+                node_result = clusterd.parse_node_cm(obj, self.options.limits)
                 for node, record in (node_result.records or {}).items():
                     items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
                     self._node_status[node] = record.status
                 problems = node_result.problems
             elif which.kind is Kind.DEVICE:
-                device_result = clusterd.parse_device_shard(obj, self._device_memo)
+                device_result = clusterd.parse_device_shard(obj, self._device_memo, self.options.limits)
                 device_shards.append((name, which.index, rv, dict(device_result.records or {})))
                 problems = device_result.problems
             else:
@@ -288,11 +289,11 @@ class ClusterdHandler(SourceHandler):
         rv = _resource_version(obj)
         problems: Problems
         if which.kind is Kind.NODE:
-            node_result = clusterd.parse_node_cm(obj)
+            node_result = clusterd.parse_node_cm(obj, self.options.limits)
             self._write_node_cm(node_result.records or {})
             problems = node_result.problems
         elif which.kind is Kind.DEVICE:
-            device_result = clusterd.parse_device_shard(obj, self._device_memo)
+            device_result = clusterd.parse_device_shard(obj, self._device_memo, self.options.limits)
             self._apply(_DEVICE, self.devices.write(name, which.index, rv, dict(device_result.records or {})))
             problems = device_result.problems
         else:

@@ -11,6 +11,7 @@ import enum
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, TypeVar
 
 from exporter.sources import deviceplugin, noded
@@ -26,6 +27,7 @@ from exporter.sources.common import (
     object_name,
     unix_seconds,
 )
+from exporter.sources.limits import DEFAULT_LIMITS, Limits
 from exporter.sources.records import NodeChips, NodeStatusRecord, NodeView, SuperPodInfo, SwitchState
 
 NAMESPACE = "mindx-dl"
@@ -100,7 +102,7 @@ def is_switch_shard(name: str) -> bool:
 # --- S4 cluster-info-node-cm ------------------------------------------------------------------
 
 
-def parse_node_cm(cm: Mapping[str, Any]) -> Parsed[NodeStatusRecord]:
+def parse_node_cm(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[NodeStatusRecord]:
     """`cluster-info-node-cm`: ClusterD's copy of every NodeD CM (NodeStatus possibly rewritten,
     spec §5). `UpdateTime` is milliseconds, absent in older ClusterD output."""
     problems = Problems()
@@ -115,7 +117,7 @@ def parse_node_cm(cm: Mapping[str, Any]) -> Parsed[NodeStatusRecord]:
         record = NodeStatusRecord(
             node=node,
             status=noded.parse_node_status(entry.get("NodeStatus"), name, problems),
-            devices=noded.parse_fault_dev_list(entry.get("FaultDevList"), name, problems),
+            devices=noded.parse_fault_dev_list(entry.get("FaultDevList"), name, problems, limits),
             update_time=_update_time(entry.get("UpdateTime"), name, problems)[0],
         )
         seen = records.get(node)
@@ -157,7 +159,7 @@ def _memoized(
 
 
 def parse_device_shard(
-    cm: Mapping[str, Any], memo: DeviceEntryMemo | None = None
+    cm: Mapping[str, Any], memo: DeviceEntryMemo | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> Parsed[ClusterDeviceEntry]:
     """One `cluster-info-device-<m>` shard: ClusterD's processed copy of every DP DeviceInfo.
     With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
@@ -165,16 +167,19 @@ def parse_device_shard(
     _, name = object_name(cm)
     if not is_device_shard(name):
         return Parsed(None, problems)
-    return Parsed(_shard_entries(cm, name, DEVICE_KEY_PREFIX, _device_entry, memo, problems), problems)
+    parse = partial(_device_entry, limits=limits)
+    return Parsed(_shard_entries(cm, name, DEVICE_KEY_PREFIX, parse, memo, problems), problems)
 
 
-def _device_entry(node: str, entry: Mapping[str, Any], key: str, problems: Problems) -> ClusterDeviceEntry:
+def _device_entry(
+    node: str, entry: Mapping[str, Any], key: str, problems: Problems, limits: Limits = DEFAULT_LIMITS
+) -> ClusterDeviceEntry:
     view = NodeView(node=node)
     device_list = entry.get("DeviceList")
     if device_list is None:
         device_list = {}  # Go writes a nil map as null: ClusterD knows the node but no chips
     if isinstance(device_list, dict):
-        view.chips = _chips(node, device_list, key, problems)
+        view.chips = _chips(node, device_list, key, problems, limits)
     else:
         problems.add(key, REASON_SCHEMA, f"{node}: DeviceList is not an object")
     update_time, raw = _update_time(entry.get("UpdateTime"), key, problems)
@@ -183,15 +188,17 @@ def _device_entry(node: str, entry: Mapping[str, Any], key: str, problems: Probl
     return ClusterDeviceEntry(view=view, update_time_raw=raw)
 
 
-def _chips(node: str, device_list: Mapping[str, Any], key: str, problems: Problems) -> NodeChips:
+def _chips(
+    node: str, device_list: Mapping[str, Any], key: str, problems: Problems, limits: Limits
+) -> NodeChips:
     """ClusterD has no ManuallySeparateNPU key: the manually separated chips are those with a fault
     entry whose handling is ManuallySeparateNPU (ClusterD's manual-fault processor adds them, §6.6)."""
-    chips = deviceplugin.parse_device_list(node, device_list, (), key, problems)
+    chips = deviceplugin.parse_device_list(node, device_list, (), key, problems, limits)
     manual = tuple(dict.fromkeys(f.npu for f in chips.faults if f.fault_handling == MANUALLY_SEPARATED))
     if manual:
         # Same input again, only to assign the manual chips to their resources; its problems were
         # already collected by the first pass.
-        chips = deviceplugin.parse_device_list(node, device_list, manual, key, Problems())
+        chips = deviceplugin.parse_device_list(node, device_list, manual, key, Problems(), limits)
     return chips
 
 
