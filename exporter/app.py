@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.handlers.base import HandlerOptions, SourceHandler
+from exporter.handlers.history import FaultHistory
 from exporter.handlers.joins import JoinState
 from exporter.httpserver import HttpLimits, server_middlewares
 from exporter.kube.client import KubeClient
@@ -97,6 +98,7 @@ class Exporter:
                     asyncio.create_task(_every(TICK_INTERVAL, tick), name=f"tick {source.name}")
                 )
         self._wire_joins(handlers)
+        self._wire_history(handlers)
         self._tasks += [
             asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
         ]
@@ -134,6 +136,13 @@ class Exporter:
         if self._runner is not None:
             await self._runner.cleanup()
         await self._client.__aexit__()
+
+    def _wire_history(self, handlers: list[tuple[Source[Any], SourceHandler]]) -> None:
+        """Fault history for every watched source whose records describe chips."""
+        for source, handler in handlers:
+            if source.chip_views is not None:
+                history = FaultHistory(source.name, self.store)
+                handler.listen(history.listener(source.chip_views))
 
     def _wire_joins(self, handlers: list[tuple[Source[Any], SourceHandler]]) -> None:
         """Every join the watched sources feed, unless a watched source computes it itself (the

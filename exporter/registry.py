@@ -12,6 +12,7 @@ from exporter.kube.reflector import WatchTarget
 from exporter.metrics.exposition import Family
 from exporter.sources import clusterd, deviceplugin, events, noded, volcano
 from exporter.sources.base import Join, Source
+from exporter.sources.faulthistory import NPU_CHIP_FAULTS_TOTAL, NPU_FAULT_DURATION_SECONDS
 
 SOURCES: tuple[Source[Any], ...] = (
     deviceplugin.SOURCE,
@@ -42,6 +43,8 @@ ALL_FAMILIES: tuple[Family, ...] = exposition_order(
     [
         *(family for source in SOURCES for family in source.families),
         *(family for join in joins_of(SOURCES) for family in join.families),
+        NPU_CHIP_FAULTS_TOTAL,
+        NPU_FAULT_DURATION_SECONDS,
         CONFIGMAP_INVALID,
     ]
 )

@@ -11,6 +11,7 @@ from exporter.apiserver import KubeApiTestServer
 from exporter.registry import ALL_FAMILIES
 from tests.conftest import StartExporter
 from tests.helpers import eventually, fixture
+from tests.test_object_limits import dp_configmap
 from tests.test_sources_e2e import fault_event, load_all
 
 DOCS = Path(__file__).parent.parent / "docs" / "metrics.md"
@@ -53,6 +54,10 @@ async def test_served_families_are_documented_and_documented_ones_served(
         ),
     )
 
+    # A chip fault raised after start (counted) and then cleared (timed): the fault history.
+    api.store.apply("configmaps", dp_configmap("node777", 8, faults_per_chip=1))
+    api.store.apply("configmaps", dp_configmap("node777", 8, faults_per_chip=0))
+
     async def served() -> dict[str, tuple[str, frozenset[str]]]:
         _, body, _ = await exporter.get("/metrics")
         families: dict[str, tuple[str, frozenset[str]]] = {}
@@ -64,6 +69,7 @@ async def test_served_families_are_documented_and_documented_ones_served(
             if family.samples:
                 families[name] = (family.type, labels)
         assert "mindx_npu_fault_events_total" in families
+        assert "mindx_npu_fault_duration_seconds" in families
         return families
 
     families = await eventually(served)

@@ -14,7 +14,7 @@ from exporter.metrics import gzipstream
 from exporter.metrics import store as store_module
 from exporter.metrics.exposition import Family
 from exporter.metrics.gzipstream import GZIP_HEADER, crc32_combine, crc32_combine_python, finish_member
-from exporter.metrics.store import MetricsStore
+from exporter.metrics.store import Group, MetricsStore
 
 FAMILIES = tuple(Family(f"test_family_{n}", "gauge", f"Family {n}.", ("node",)) for n in range(4))
 
@@ -175,3 +175,18 @@ async def test_a_change_recompresses_only_the_segments_holding_it(monkeypatch: p
         # one segment per family the node was in: two changed, two lost the node
         assert compressed[-1] <= len(FAMILIES)
     assert await gzip_text(store) == store.body() + b"# tail\n"
+
+
+def test_equal_keys_of_two_groups_do_not_overwrite_each_other() -> None:
+    """Keys are typed per group, and two key types can compare equal as tuples (a source's
+    problem key and its fault-history key): each group's blocks stay its own."""
+    store = MetricsStore(FAMILIES)
+    first, second = Group("a", "x"), Group("b", "x")
+    store.set(first, ("s", "n1"), {FAMILIES[0]: b"from-a\n"})
+    store.set(second, ("s", "n1"), {FAMILIES[1]: b"from-b\n"})
+    store.set(first, ("s", "n1"), {FAMILIES[0]: b"from-a-again\n"})
+    assert b"from-a-again\n" in store.body() and b"from-b\n" in store.body()
+    store.replace_group(first, {})
+    assert b"from-a" not in store.body() and b"from-b\n" in store.body()
+    store.delete(second, ("s", "n1"))
+    assert store.body() == b"".join(family.header() for family in FAMILIES)

@@ -15,8 +15,13 @@ from exporter.simulator import ClusterSimulator
 from tests.helpers import eventually
 
 FAST = ReflectorOptions(page_size=7, backoff_initial=0.01, backoff_max=0.05)
-# Counters of Events depend on when the exporter started (events before start are not counted).
-HISTORY_DEPENDENT = (b"mindx_npu_fault_events_total",)
+# Event counters and fault history depend on when the exporter started (what was there at start only
+# counts from then on).
+HISTORY_DEPENDENT = (
+    b"mindx_npu_fault_events_total",
+    b"mindx_npu_chip_faults_total",
+    b"mindx_npu_fault_duration_seconds",
+)
 
 
 def comparable(body: bytes) -> bytes:

@@ -45,7 +45,8 @@ HandlerFactory = Callable[
     [Source[Any], WatchTarget, MetricsStore, ExporterMetrics, HandlerOptions], "SourceHandler"
 ]
 ObjectId = tuple[str, str]  # (namespace, name)
-RecordListener = Callable[[ObjectId, Mapping[str, Any]], None]
+# (object, its records or {} when it went, whether changes count: False during the first list).
+RecordListener = Callable[[ObjectId, Mapping[str, Any], bool], None]
 
 
 class ObjectKey(NamedTuple):
@@ -139,9 +140,9 @@ class SourceHandler(ReflectorSink):
         the joins the source feeds."""
         self._listeners.append(listener)
 
-    def notify(self, oid: ObjectId, records: Mapping[str, Any]) -> None:
+    def notify(self, oid: ObjectId, records: Mapping[str, Any], counting: bool = True) -> None:
         for listener in self._listeners:
-            listener(oid, records)
+            listener(oid, records, counting)
 
     def problem_key(self, namespace: str, name: str) -> ProblemKey:
         return ProblemKey(self.source.name, namespace, name)

@@ -53,7 +53,7 @@ class JoinState:
         """The record listener for one source's feed (see ObjectHandler.listen)."""
         values = self._roles[feed.role]
 
-        def listen(oid: ObjectId, records: Mapping[str, Any]) -> None:
+        def listen(oid: ObjectId, records: Mapping[str, Any], counting: bool) -> None:
             self._refresh(values.put(oid, feed.extract(records) if records else None))
 
         return listen

@@ -53,10 +53,12 @@ class ObjectHandler(SourceHandler):
         super().__init__(source, target, store, metrics, options)
         self._render_record = render
         self._keys: dict[ObjectId, set[ObjectKey]] = {}  # which store keys each object owns
+        self._listed = False
 
     def replace(self, objects: list[dict[str, Any]]) -> None:
         items: dict[ObjectKey, Blocks] = {}
         problem_items: dict[ProblemKey, Blocks] = {}
+        counting, self._listed = self._listed, True  # the first list only learns
         previous, self._keys = self._keys, {}
         for obj in objects:
             rendered = self._render(obj)
@@ -65,9 +67,9 @@ class ObjectHandler(SourceHandler):
                 self._keys[oid] = set(blocks_by_key)
                 items.update(blocks_by_key)
                 problem_items[self.problem_key(*oid)] = problem_blocks
-                self.notify(oid, records)
+                self.notify(oid, records, counting)
         for oid in previous.keys() - self._keys.keys():
-            self.notify(oid, {})
+            self.notify(oid, {}, counting)
         self.replace_problems(problem_items)
         self.store.replace_group(self.group, items)
         self.metrics.set_objects(self.target, len(self._keys))

@@ -37,6 +37,13 @@ class Group(NamedTuple):
     scope: str  # the namespace, or the join's own scope
 
 
+# Where a block sits: its key, then its group, so two groups can never overwrite each other's
+# blocks even if their keys compare equal as tuples; keys of one family are unique in practice,
+# so the body's order is the keys' order.
+Slot = tuple[Key, Group]
+_HEADER: Slot = ((), Group("", ""))
+
+
 # A segment is split above SEGMENT_MAX and merged into its neighbour below SEGMENT_MIN. At 32 KiB
 # a segment compresses in ~20 µs, and 10,000 nodes' 36 MB make about 1,500 segments.
 SEGMENT_TARGET = 32 << 10
@@ -49,7 +56,7 @@ class _Segment:
 
     __slots__ = ("_text", "blocks", "deflated", "keys", "size", "version")
 
-    def __init__(self, keys: list[Key], blocks: dict[Key, bytes]) -> None:
+    def __init__(self, keys: list[Slot], blocks: dict[Slot, bytes]) -> None:
         self.keys = keys  # sorted
         self.blocks = blocks
         self.size = sum(len(block) for block in blocks.values())
@@ -81,14 +88,14 @@ class _FamilySegments:
     __slots__ = ("first", "header", "segments")
 
     def __init__(self, header: bytes) -> None:
-        self.header = _Segment([()], {(): header})
+        self.header = _Segment([_HEADER], {_HEADER: header})
         self.segments: list[_Segment] = []
-        self.first: list[Key] = []
+        self.first: list[Slot] = []
 
-    def _find(self, key: Key) -> int:
+    def _find(self, key: Slot) -> int:
         return max(bisect.bisect_right(self.first, key) - 1, 0)
 
-    def put(self, key: Key, block: bytes) -> _Put:
+    def put(self, key: Slot, block: bytes) -> _Put:
         """Set `key`'s block."""
         if not self.segments:
             self.segments.append(_Segment([key], {key: block}))
@@ -113,7 +120,7 @@ class _FamilySegments:
             return _Put.RESTRUCTURED
         return _Put.CHANGED
 
-    def remove(self, key: Key) -> bool:
+    def remove(self, key: Slot) -> bool:
         index = self._find(key)
         segment = self.segments[index]
         segment.size -= len(segment.blocks.pop(key))
@@ -136,7 +143,7 @@ class _FamilySegments:
     def _split(self, index: int) -> None:
         """Split segment `index` into pieces of about SEGMENT_TARGET bytes."""
         segment = self.segments[index]
-        pieces: list[list[Key]] = [[]]
+        pieces: list[list[Slot]] = [[]]
         filled = 0
         for key in segment.keys:
             size = len(segment.blocks[key])
@@ -184,7 +191,7 @@ class MetricsStore:
     def __init__(self, families: Iterable[Family]) -> None:
         self.families: tuple[Family, ...] = tuple(families)
         self._family_segments = {family: _FamilySegments(family.header()) for family in self.families}
-        self._families_of: dict[Key, tuple[Family, ...]] = {}
+        self._families_of: dict[Slot, tuple[Family, ...]] = {}
         self._groups: dict[Group, set[Key]] = {}
         self._generation = 0
         self._layout: _Layout | None = None
@@ -198,14 +205,14 @@ class MetricsStore:
         """Replace everything `key` contributes with `blocks` (families absent from it vanish).
         Returns False, and keeps the cached bodies, when nothing changed."""
         self._groups.setdefault(group, set()).add(key)
-        if not self._put(key, blocks):
+        if not self._put((key, group), blocks):
             return False
         self._generation += 1
         return True
 
     def delete(self, group: Group, key: Key) -> None:
-        if key in self._families_of:
-            self._put(key, {})
+        if (key, group) in self._families_of:
+            self._put((key, group), {})
             self._generation += 1
         members = self._groups.get(group)
         if members is not None:
@@ -214,16 +221,16 @@ class MetricsStore:
     def replace_group(self, group: Group, items: Mapping[K, Mapping[Family, bytes]]) -> None:
         """A relist: the group's keys become exactly `items`, in one step."""
         for key in self._groups.get(group, set()) - items.keys():
-            self._put(key, {})
+            self._put((key, group), {})
         for key, blocks in items.items():
-            self._put(key, blocks)
+            self._put((key, group), blocks)
         self._groups[group] = set(items)
         self._generation += 1
 
     def keys(self, group: Group) -> frozenset[Key]:
         return frozenset(self._groups.get(group, ()))
 
-    def _put(self, key: Key, blocks: Mapping[Family, bytes]) -> bool:
+    def _put(self, key: Slot, blocks: Mapping[Family, bytes]) -> bool:
         """Make `key`'s blocks exactly `blocks`; returns whether anything changed."""
         old = self._families_of.pop(key, ())
         present = tuple(family for family, block in blocks.items() if block)

@@ -5,7 +5,8 @@ A producer is one module that declares, as data, a `Source`:
 - `watch`: what to list and watch (resource, default namespace, selectors, name prefixes);
 - `parse`: object → `Parsed` (typed records by sub-key, plus problems), pure;
 - `metrics`: the table of families it serves, each with the function from a record to samples;
-- `feeds` / `supersedes`: which cross-source joins (`Join`) it contributes to or computes itself.
+- `feeds` / `supersedes`: which cross-source joins (`Join`) it contributes to or computes itself;
+- `chip_views`: where its records describe chips, for fault history.
 
 The core (reflectors, handlers, store, HTTP, app wiring) works from these declarations and never
 names a producer. Nothing here does I/O.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from exporter.metrics.exposition import Family, render_samples
 from exporter.sources.common import Problems
 from exporter.sources.limits import Limits
+from exporter.sources.records import NodeChips
 
 if TYPE_CHECKING:
     from exporter.handlers.base import HandlerFactory
@@ -129,6 +131,9 @@ class Source(Generic[R]):
     handler: HandlerFactory
     feeds: tuple[Feed[R], ...] = ()
     supersedes: tuple[Join, ...] = ()  # joins this source computes itself when it is watched
+    # The chip views in one object's records, for fault history (mindx_npu_chip_faults_total);
+    # None for sources that say nothing about chip faults.
+    chip_views: Callable[[Mapping[str, R]], Iterable[NodeChips]] | None = None
 
     @property
     def namespace(self) -> str:

@@ -411,4 +411,5 @@ SOURCE = Source(
     families=families_of(NODE_VIEW_METRICS),
     handler=per_object(partial(render_table, NODE_VIEW_METRICS)),
     feeds=(Feed(USABLE_CHIPS, ROLE_CHIPS, _chips_of),),
+    chip_views=lambda records: [view.chips for view in records.values() if view.chips is not None],
 )

@@ -277,4 +277,7 @@ SOURCE = Source(
         JOB_REMAINING_RETRIES,
     ),
     handler=per_object(render),
+    chip_views=lambda records: [
+        r.view.chips for r in records.values() if isinstance(r, VolcanoNode) and r.view.chips is not None
+    ],
 )

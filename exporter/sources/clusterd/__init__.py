@@ -103,4 +103,10 @@ SOURCE: Source[ClusterRecord] = Source(
     handler=ClusterdHandler,
     # ClusterD's three maps answer the usable-chips procedure themselves (see merge.py).
     supersedes=(USABLE_CHIPS,),
+    # The merge handler hands over each node's winning device entry (see merge.py).
+    chip_views=lambda records: [
+        r.view.chips
+        for r in records.values()
+        if isinstance(r, ClusterDeviceEntry) and r.view.chips is not None
+    ],
 )

@@ -230,6 +230,7 @@ class ClusterdHandler(SourceHandler):
             lambda e: e.update_time_raw, _switch_blocks, stale_after, clock
         )
         self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
+        self._listed = False
         self._objects: set[tuple[str, str]] = set()
         # Unchanged entries are not parsed again when ClusterD rewrites (or reshuffles) its shards.
         self._device_memo: clusterd.DeviceEntryMemo = {}
@@ -269,8 +270,14 @@ class ClusterdHandler(SourceHandler):
             problem_items[self.problem_key(namespace, name)] = self.problem_blocks(
                 obj, namespace, name, problems.items
             )
+        before = set(self.devices.winners)
         for node, blocks in self.devices.replace(device_shards).items():
             items[NodeKey(SOURCE, _DEVICE, node)] = blocks
+        counting, self._listed = self._listed, True  # the first list only learns
+        for node, entry in self.devices.winners.items():
+            self.notify(self._node_oid(node), {f"device/{node}": entry}, counting)
+        for node in before - self.devices.winners.keys():
+            self.notify(self._node_oid(node), {}, counting)
         for node, blocks in self.switches.replace(switch_shards).items():
             items[NodeKey(SOURCE, _SWITCH, node)] = blocks
         for node in self.devices.winners:
@@ -341,12 +348,19 @@ class ClusterdHandler(SourceHandler):
         changed = {n for n in previous.keys() | records.keys() if previous.get(n) != self._node_status.get(n)}
         self._refresh_usable(changed)
 
+    def _node_oid(self, node: str) -> tuple[str, str]:
+        """Listeners see ClusterD per node (its merged view), not per shard."""
+        return (self.target.namespace, f"node/{node}")
+
     def _apply(self, kind: str, changes: Changes) -> None:
         for node, blocks in changes.items():
             if blocks is None:
                 self.store.delete(self.group, NodeKey(SOURCE, kind, node))
             else:
                 self.store.set(self.group, NodeKey(SOURCE, kind, node), blocks)
+            if kind == _DEVICE:
+                entry = self.devices.winners.get(node)
+                self.notify(self._node_oid(node), {f"device/{node}": entry} if entry is not None else {})
         self._refresh_usable(changes.keys())
 
     def _usable(self, node: str) -> Blocks | None:
