@@ -146,11 +146,15 @@ class Workload:
 # --- what the exporter should serve ----------------------------------------------------------
 
 
+# Fault history depends on which versions the exporter saw, not only on the current objects.
+HISTORY = ("mindx_exporter_", "mindx_npu_chip_faults_total", "mindx_npu_fault_duration_seconds")
+
+
 def data_series(series: Series) -> Series:
     return {
         key: value
         for key, value in series.items()
-        if key[0].startswith("mindx_") and not key[0].startswith("mindx_exporter_")
+        if key[0].startswith("mindx_") and not key[0].startswith(HISTORY)
     }
 
 
