@@ -39,6 +39,7 @@ from exporter.registry import ALL_FAMILIES, SOURCES, SOURCES_BY_NAME, watch_targ
 from exporter.sources.common import go_json_dumps, sha256_hex
 from tests.conftest import RunningExporter, StartExporter
 from tests.helpers import Series, eventually, labels, parse_exposition, select
+from tests.test_sources_e2e import fault_event
 
 SRC = "device-plugin"
 NAMESPACE = "kube-system"
@@ -579,3 +580,60 @@ async def test_objects_changed_and_deleted_while_disconnected(
     served = await exporter.scrape()
     assert not select(served, "mindx_npu_chip_fault_level", node="node-000")
     assert select(served, "mindx_npu_chip_fault_level", node="node-extra")
+
+
+async def test_events_relist_that_loses_its_continue_token_stays_paginated(
+    api: KubeApiTestServer, start_exporter: StartExporter
+) -> None:
+    """An Events relist whose continue token expires starts its pages again: it never falls back
+    to one LIST of every Event (33,003 of them took the exporter to 462 MiB), and it still counts
+    the fault Events missed while disconnected, once."""
+    events_path = "/api/v1/namespaces/kube-system/events"
+
+    def fault(index: int, node: str) -> dict[str, Any]:
+        message = (
+            f"device fault, nodeName:{node}, assertion:Occur, cardID:1, deviceID:0, faultCodes:80E18402, "
+            f"faultLevelName:SeparateNPU, alarmRaisedTime:2025-04-09 11:00:{index % 60:02d}"
+        )
+        return fault_event(f"dp-pod.{1744170000000 + index}", message)
+
+    for index in range(20):  # present at start: remembered, not counted
+        api.store.apply("events", fault(index, "node-old"))
+    only_events = SourceSelection(
+        enabled={spec.name: spec.name == "device-plugin-events" for spec in SOURCES}
+    )
+    exporter = await start_exporter(reflector=FAST, sources=only_events)
+    for index in range(20, 22):
+        api.store.apply("events", fault(index, "node-new"))
+
+    async def counted(expected: float) -> None:
+        series = await exporter.scrape()
+        assert select(series, "mindx_npu_fault_events_total") == {
+            labels(node="node-new", reason="Occur", fault_level="SeparateNPU"): expected
+        }
+
+    await eventually(lambda: counted(2))
+    since = len(api.request_log)
+    api.fail_next(10**6, 503, path="watch=")  # cut off: the next Events arrive while not watching
+    api.drop_streams()
+
+    async def cut_off() -> None:
+        series = await exporter.scrape()
+        assert select(series, "mindx_exporter_watch_errors_total", reason="server_error")
+
+    await eventually(cut_off)
+    for index in range(22, 25):
+        api.store.apply("events", fault(index, "node-new"))
+    api.expire_continue_tokens(2)  # the relist loses its continue token twice
+    api.clear_failures()
+    await eventually(lambda: counted(5))
+
+    requests = [path for _, path in api.request_log[since:] if path.startswith(events_path)]
+    lists = [path for path in requests if "watch=" not in path]
+    assert lists and all("limit=3" in path for path in lists), lists
+    assert len([path for path in lists if "continue=" not in path]) == 3  # the relist, started twice again
+    series = await exporter.scrape()
+    expired = select(
+        series, "mindx_exporter_watch_errors_total", source="device-plugin-events", reason="expired"
+    )
+    assert sum(expired.values()) >= 2

@@ -109,15 +109,14 @@ class KubeClient:
                 buffer = bytearray()
                 async for chunk in resp.content.iter_any():
                     buffer.extend(chunk)
-                    if b"\n" not in chunk:
-                        if len(buffer) > MAX_WATCH_LINE:
-                            raise KubeInvalidResponse(f"watch line exceeds {MAX_WATCH_LINE} bytes")
-                        continue
-                    *lines, tail = buffer.split(b"\n")
-                    buffer = bytearray(tail)
-                    for line in lines:
-                        if line.strip():
-                            yield _decode_event(line)
+                    if b"\n" in chunk:
+                        *lines, tail = buffer.split(b"\n")
+                        buffer = bytearray(tail)
+                        for line in lines:
+                            if line.strip():
+                                yield _decode_event(line)
+                    if len(buffer) > MAX_WATCH_LINE:
+                        raise KubeInvalidResponse(f"watch line exceeds {MAX_WATCH_LINE} bytes")
                 if buffer.strip():
                     # The stream ended mid-line: the connection broke, the tail is not an event.
                     raise KubeConnectionError("watch stream ended inside an event")
