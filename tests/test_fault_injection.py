@@ -631,9 +631,41 @@ async def test_events_relist_that_loses_its_continue_token_stays_paginated(
     requests = [path for _, path in api.request_log[since:] if path.startswith(events_path)]
     lists = [path for path in requests if "watch=" not in path]
     assert lists and all("limit=3" in path for path in lists), lists
-    assert len([path for path in lists if "continue=" not in path]) == 3  # the relist, started twice again
+    # The relist started again twice (relists while the watch failed may add first pages).
+    assert len([path for path in lists if "continue=" not in path]) >= 3
     series = await exporter.scrape()
     expired = select(
         series, "mindx_exporter_watch_errors_total", source="device-plugin-events", reason="expired"
     )
-    assert sum(expired.values()) >= 2
+    assert expired == {labels(source="device-plugin-events", namespace="kube-system", reason="expired"): 2}
+
+
+async def test_410_in_a_watch_stream_is_a_watch_error_and_a_relist(
+    api: KubeApiTestServer, start_exporter: StartExporter
+) -> None:
+    """A compaction ends the open watch with an ERROR event carrying 410: one expired watch error
+    and one expired relist, as for a 410 answering the watch request itself."""
+    work = Workload(api.store, seed=12)
+    work.populate()
+    exporter = await start_exporter(reflector=FAST, sources=ONLY_DP)
+    await watch_up_again(exporter)
+    api.compact()  # the open stream gets {"type":"ERROR","object":{...,"code":410}}
+    work.steps(3)
+    await converged(exporter, api.store)
+    await watch_up_again(exporter)
+    series = await exporter.scrape()
+    assert relists(series, "expired") == 1
+    expired = select(series, "mindx_exporter_watch_errors_total", source=SRC, reason="expired")
+    assert expired == {labels(source=SRC, namespace=NAMESPACE, reason="expired"): 1}
+
+    # The same for a watch request answered 410 outright.
+    api.fail_next(1, 410, path="watch=")
+    api.drop_streams()
+    work.steps(2)
+    await converged(exporter, api.store)
+    await watch_up_again(exporter)
+    series = await exporter.scrape()
+    assert relists(series, "expired") == 2
+    assert select(series, "mindx_exporter_watch_errors_total", source=SRC, reason="expired") == {
+        labels(source=SRC, namespace=NAMESPACE, reason="expired"): 2
+    }
