@@ -537,6 +537,7 @@ async def test_silent_stream_is_detected_and_restarted(
     work.populate()
     options = dataclasses.replace(FAST, stall_timeout=0.6)  # bookmarks come every 0.2 s
     exporter = await start_exporter(reflector=options, sources=ONLY_DP)
+    await watch_up_again(exporter)  # ready after the list: the watch must be open to be muted
     async with Monitor(exporter) as monitor:
         api.mute_watches()
         muted_at = time.monotonic()
