@@ -373,8 +373,13 @@ class KubeApiTestServer:
             return
         where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
         if status == 404:
-            kind, name = ("namespaces", namespace) if namespace else (resource, "")
-            raise ApiServerStatusError(404, "NotFound", f'{kind} "{name}" not found', {"kind": kind})
+            if namespace:
+                message, details = (
+                    f'namespaces "{namespace}" not found',
+                    {"name": namespace, "kind": "namespaces"},
+                )
+                raise ApiServerStatusError(404, "NotFound", message, details)
+            raise ApiServerStatusError(404, "NotFound", "the server could not find the requested resource")
         verb = "watch" if _flag(request.query, "watch") else "list"
         user = "system:serviceaccount:mindx-fault-exporter:mindx-fault-exporter"
         message = f'{resource} is forbidden: User "{user}" cannot {verb} resource "{resource}"'
