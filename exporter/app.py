@@ -80,7 +80,11 @@ class Exporter:
         self.port = 0
 
     def not_ready(self) -> list[str]:
-        return [f"{r.target.source}/{r.target.namespace}" for r in self.reflectors if not r.synced.is_set()]
+        return [f"{r.target.source}/{r.target.namespace}" for r in self.reflectors if r.blocks_readiness]
+
+    def not_served(self) -> list[str]:
+        """Sources the API server refuses (403/404), each with what to do about it."""
+        return [r.denial for r in self.reflectors if r.denial]
 
     async def __aenter__(self) -> Exporter:
         await self._client.__aenter__()
@@ -105,7 +109,7 @@ class Exporter:
         self._tasks.append(asyncio.create_task(self._freeze_after_sync(), name="gc freeze"))
         web_config, path = self.config.web_config, self.config.telemetry_path
         middlewares = server_middlewares(self.config.http, web_config, path)
-        app = build_app(self.store, self.metrics, self.not_ready, path, middlewares)
+        app = build_app(self.store, self.metrics, self.not_ready, path, middlewares, self.not_served)
         self._runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, **self.config.http.runner_kwargs()
         )
@@ -162,9 +166,9 @@ class Exporter:
         """Move everything the first lists built out of the garbage collector's reach: at 10,000
         nodes a full collection over those objects stalls the event loop for ~150 ms, every few
         seconds, and they live as long as their objects do."""
-        await asyncio.gather(*(r.synced.wait() for r in self.reflectors))
+        await asyncio.gather(*(r.settled.wait() for r in self.reflectors))
         gc.collect()
         gc.freeze()
 
     async def wait_ready(self, timeout: float) -> None:
-        await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in self.reflectors)), timeout)
+        await asyncio.wait_for(asyncio.gather(*(r.settled.wait() for r in self.reflectors)), timeout)

@@ -50,8 +50,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.kube.client import ApiError, KubeClient
+from exporter.kube.client import KubeClient
 from exporter.kube.config import KubeConfigError, load_cluster_access
+from exporter.kube.errors import KubeConnectionError, KubeError
 from exporter.kube.listing import list_all
 from exporter.kube.selectors import object_matches
 from exporter.registry import SOURCES_BY_NAME, watch_target
@@ -177,11 +178,10 @@ async def list_cluster(
             target = watch_target(source, namespaces[name])
             try:
                 result = await list_all(client, target.path, target.selector_params(), page_size)
-            except ApiError as err:
-                if err.status == 0:
+            except KubeError as err:
+                if isinstance(err, KubeConnectionError):
                     raise CommandError(
-                        f"cannot reach the Kubernetes API at {access.host}: "
-                        f"{_one_line(str(err).removeprefix('0 '))}"
+                        f"cannot reach the Kubernetes API at {access.host}: {_one_line(str(err))}"
                     ) from err
                 raise CommandError(f"LIST {target.path} failed: {_one_line(str(err))}") from err
             listed[name] = select_objects(result.objects, source, namespaces[name])

@@ -98,6 +98,7 @@ def build_app(
     not_ready: ReadinessCheck,
     telemetry_path: str = "/metrics",
     middlewares: Iterable[Middleware] = (),
+    not_served: ReadinessCheck = list,
 ) -> web.Application:
     # Only GET and HEAD are routed and no handler reads a body (exporter.httpserver).
     app = web.Application(client_max_size=1024, middlewares=middlewares)
@@ -108,12 +109,14 @@ def build_app(
         return web.Response(text="ok\n")
 
     async def readyz(request: web.Request) -> web.Response:
+        # Sources the API server refuses stop blocking readiness after a while (Reflector.settled);
+        # the body names them either way.
+        refused = "".join(f"not served: {line}\n" for line in not_served())
         pending = not_ready()
         if pending:
-            return web.Response(
-                status=503, text="not ready: waiting for first list of " + ", ".join(pending) + "\n"
-            )
-        return web.Response(text="ok\n")
+            text = "not ready: waiting for first list of " + ", ".join(pending) + "\n"
+            return web.Response(status=503, text=text + refused)
+        return web.Response(text="ok\n" + refused)
 
     async def landing(request: web.Request) -> web.Response:
         path = html.escape(telemetry_path)

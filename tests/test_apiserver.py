@@ -269,6 +269,44 @@ async def test_continue_expires_after_compaction(http: aiohttp.ClientSession, ap
         assert response.status == 410 and (await response.json())["reason"] == "Expired"
 
 
+async def test_expire_continue_tokens_hook(http: aiohttp.ClientSession, api: KubeApiTestServer) -> None:
+    for index in range(3):
+        api.store.create("configmaps", configmap(f"cm{index}"))
+    api.expire_continue_tokens(1)
+    async with http.get(CM, params={"limit": "1"}) as response:  # first pages are not affected
+        first = await response.json()
+    token = {"limit": "1", "continue": first["metadata"]["continue"]}
+    async with http.get(CM, params=token) as response:
+        assert response.status == 410 and (await response.json())["reason"] == "Expired"
+    async with http.get(CM, params={"limit": "1"}) as response:
+        token["continue"] = (await response.json())["metadata"]["continue"]
+    async with http.get(CM, params=token) as response:  # only one was expired
+        assert response.status == 200 and len((await response.json())["items"]) == 1
+
+
+async def test_refuse_hook_answers_like_rbac(http: aiohttp.ClientSession, api: KubeApiTestServer) -> None:
+    api.store.create("configmaps", configmap("cm0"))
+    api.refuse("default", "configmaps")
+    for params in ({"limit": "5"}, {"watch": "1"}):
+        async with http.get(CM, params=params) as response:
+            assert response.status == 403
+            status = await response.json()
+        verb = "watch" if "watch" in params else "list"
+        assert (status["kind"], status["reason"], status["code"]) == ("Status", "Forbidden", 403)
+        assert status["message"] == (
+            'configmaps is forbidden: User "system:serviceaccount:mindx-fault-exporter:mindx-fault-exporter" '
+            f'cannot {verb} resource "configmaps" in API group "" in the namespace "default"'
+        )
+    async with http.get(api.url + "/api/v1/namespaces/other/configmaps") as response:
+        assert response.status == 200  # other namespaces are not refused
+    api.refuse("", "events", status=404)  # cluster-wide Events
+    async with http.get(api.url + "/api/v1/events") as response:
+        assert response.status == 404 and (await response.json())["reason"] == "NotFound"
+    api.allow()
+    async with http.get(CM) as response:
+        assert response.status == 200 and len((await response.json())["items"]) == 1
+
+
 # -- WATCH ----------------------------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from exporter.registry import ALL_FAMILIES, SOURCES, SOURCES_BY_NAME, watch_targ
 from exporter.sources.common import go_json_dumps, sha256_hex
 from tests.conftest import RunningExporter, StartExporter
 from tests.helpers import Series, eventually, labels, parse_exposition, select
+from tests.test_sources_e2e import fault_event
 
 SRC = "device-plugin"
 NAMESPACE = "kube-system"
@@ -363,18 +364,31 @@ async def test_410_storm_while_writing_and_paginating(
             api.compact()
             await asyncio.sleep(rng.uniform(0.02, 0.08))
         # History is now compacted faster than a paginated list can finish: every continue token
-        # expires. The exporter must still get to a consistent, current state.
+        # expires. The exporter restarts its pages, then backs off and tries again, but never asks
+        # for the whole list in one unpaginated response; once the storm passes it catches up.
         storm = asyncio.create_task(compact_while_not_watching(api, work, 0.1))
+        storm_since = len(api.timed_request_log)
         try:
-            await converged(exporter, api.store, timeout=15)
+            await asyncio.sleep(2.0)
         finally:
             storm.cancel()
+        restarts = [path for _, path in requests_to(api, storm_since, "limit=") if "continue=" not in path]
+        assert len(restarts) >= 3, "no list was restarted during the storm"
         api.delay = 0
         await converged(exporter, api.store)
     monitor.assert_served_throughout()
     series = await exporter.scrape()
-    assert relists(series, "expired") >= 10
+    # Compactions 20-80 ms apart outrun a 0.26 s list: few relists complete, each after restarts.
+    assert relists(series, "expired") >= 1
     assert requests_to(api, since, "continue="), "pagination was never in the way of the storm"
+    unpaginated = [path for _, path in requests_to(api, since) if is_list(path) and "limit=" not in path]
+    assert not unpaginated, f"a LIST without pagination: {unpaginated[:1]}"
+    # Every 410 (on a watch, in a watch stream or on a continue page) is a watch error; every
+    # relist it caused is a relist, so there are at least as many errors as relists.
+    expired_errors = sum(
+        select(series, "mindx_exporter_watch_errors_total", source=SRC, reason="expired").values()
+    )
+    assert expired_errors >= 10 and expired_errors > relists(series, "expired")
     await watch_up_again(exporter)
 
 
@@ -527,6 +541,7 @@ async def test_silent_stream_is_detected_and_restarted(
     work.populate()
     options = dataclasses.replace(FAST, stall_timeout=0.6)  # bookmarks come every 0.2 s
     exporter = await start_exporter(reflector=options, sources=ONLY_DP)
+    await watch_up_again(exporter)  # ready after the list: the watch must be open to be muted
     async with Monitor(exporter) as monitor:
         api.mute_watches()
         muted_at = time.monotonic()
@@ -570,3 +585,92 @@ async def test_objects_changed_and_deleted_while_disconnected(
     served = await exporter.scrape()
     assert not select(served, "mindx_npu_chip_fault_level", node="node-000")
     assert select(served, "mindx_npu_chip_fault_level", node="node-extra")
+
+
+async def test_events_relist_that_loses_its_continue_token_stays_paginated(
+    api: KubeApiTestServer, start_exporter: StartExporter
+) -> None:
+    """An Events relist whose continue token expires starts its pages again: it never falls back
+    to one LIST of every Event (33,003 of them took the exporter to 462 MiB), and it still counts
+    the fault Events missed while disconnected, once."""
+    events_path = "/api/v1/namespaces/kube-system/events"
+
+    def fault(index: int, node: str) -> dict[str, Any]:
+        message = (
+            f"device fault, nodeName:{node}, assertion:Occur, cardID:1, deviceID:0, faultCodes:80E18402, "
+            f"faultLevelName:SeparateNPU, alarmRaisedTime:2025-04-09 11:00:{index % 60:02d}"
+        )
+        return fault_event(f"dp-pod.{1744170000000 + index}", message)
+
+    for index in range(20):  # present at start: remembered, not counted
+        api.store.apply("events", fault(index, "node-old"))
+    only_events = SourceSelection(
+        enabled={spec.name: spec.name == "device-plugin-events" for spec in SOURCES}
+    )
+    exporter = await start_exporter(reflector=FAST, sources=only_events)
+    for index in range(20, 22):
+        api.store.apply("events", fault(index, "node-new"))
+
+    async def counted(expected: float) -> None:
+        series = await exporter.scrape()
+        assert select(series, "mindx_npu_fault_events_total") == {
+            labels(node="node-new", reason="Occur", fault_level="SeparateNPU"): expected
+        }
+
+    await eventually(lambda: counted(2))
+    since = len(api.request_log)
+    api.fail_next(10**6, 503, path="watch=")  # cut off: the next Events arrive while not watching
+    api.drop_streams()
+
+    async def cut_off() -> None:
+        series = await exporter.scrape()
+        assert select(series, "mindx_exporter_watch_errors_total", reason="server_error")
+
+    await eventually(cut_off)
+    for index in range(22, 25):
+        api.store.apply("events", fault(index, "node-new"))
+    api.expire_continue_tokens(2)  # the relist loses its continue token twice
+    api.clear_failures()
+    await eventually(lambda: counted(5))
+
+    requests = [path for _, path in api.request_log[since:] if path.startswith(events_path)]
+    lists = [path for path in requests if "watch=" not in path]
+    assert lists and all("limit=3" in path for path in lists), lists
+    # The relist started again twice (relists while the watch failed may add first pages).
+    assert len([path for path in lists if "continue=" not in path]) >= 3
+    series = await exporter.scrape()
+    expired = select(
+        series, "mindx_exporter_watch_errors_total", source="device-plugin-events", reason="expired"
+    )
+    assert expired == {labels(source="device-plugin-events", namespace="kube-system", reason="expired"): 2}
+
+
+async def test_410_in_a_watch_stream_is_a_watch_error_and_a_relist(
+    api: KubeApiTestServer, start_exporter: StartExporter
+) -> None:
+    """A compaction ends the open watch with an ERROR event carrying 410: one expired watch error
+    and one expired relist, as for a 410 answering the watch request itself."""
+    work = Workload(api.store, seed=12)
+    work.populate()
+    exporter = await start_exporter(reflector=FAST, sources=ONLY_DP)
+    await watch_up_again(exporter)
+    api.compact()  # the open stream gets {"type":"ERROR","object":{...,"code":410}}
+    work.steps(3)
+    await converged(exporter, api.store)
+    await watch_up_again(exporter)
+    series = await exporter.scrape()
+    assert relists(series, "expired") == 1
+    expired = select(series, "mindx_exporter_watch_errors_total", source=SRC, reason="expired")
+    assert expired == {labels(source=SRC, namespace=NAMESPACE, reason="expired"): 1}
+
+    # The same for a watch request answered 410 outright.
+    api.fail_next(1, 410, path="watch=")
+    api.drop_streams()
+    work.steps(2)
+    await converged(exporter, api.store)
+    await watch_up_again(exporter)
+    series = await exporter.scrape()
+    assert relists(series, "expired") == 2
+    assert select(series, "mindx_exporter_watch_errors_total", source=SRC, reason="expired") == {
+        labels(source=SRC, namespace=NAMESPACE, reason="expired"): 2
+    }

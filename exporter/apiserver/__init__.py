@@ -6,11 +6,11 @@ Used by the tests, the demo and the benchmarks; never by the exporter itself.
 from exporter.kube.selectors import LabelSelector, SelectorError, parse_field_selector, parse_label_selector
 
 from .server import KubeApiTestServer
-from .store import RESOURCES, ApiError, ListResult, Store, StoredObject, Watch
+from .store import RESOURCES, ApiServerStatusError, ListResult, Store, StoredObject, Watch
 
 __all__ = [
     "RESOURCES",
-    "ApiError",
+    "ApiServerStatusError",
     "KubeApiTestServer",
     "LabelSelector",
     "ListResult",

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from .store import RESOURCES, ApiError, Obj, Store, StoredObject, Watch, WatchEvent, bad_request
+from .store import RESOURCES, ApiServerStatusError, Obj, Store, StoredObject, Watch, WatchEvent, bad_request
 
 __all__ = ["KubeApiTestServer"]
 
@@ -72,13 +72,15 @@ class _Failure:
             self.path is None or self.path in request.path_qs
         )
 
-    def error(self) -> ApiError:
+    def error(self) -> ApiServerStatusError:
         if self.status == 429:
             message = "Too many requests, please try again later."
         else:
             message = f"injected failure (HTTP {self.status})"
         details = {"retryAfterSeconds": self.retry_after} if self.retry_after is not None else None
-        return ApiError(self.status, _REASONS.get(self.status, "Unknown"), message, details, self.retry_after)
+        return ApiServerStatusError(
+            self.status, _REASONS.get(self.status, "Unknown"), message, details, self.retry_after
+        )
 
 
 @dataclass
@@ -111,8 +113,9 @@ class KubeApiTestServer:
     """In-memory kube-apiserver on ``host:port`` (port 0 picks a free one), served from the current loop.
 
     Test hooks: ``compact()``, ``drop_streams()``, ``cut_watches()``, ``mute_watches()``,
-    ``fail_next()``, ``hang_next()``, ``delay``, ``token``, ``request_log``, ``timed_request_log`` and
-    ``open_watches``. The store is ``store``; writes through it reach open watches.
+    ``fail_next()``, ``hang_next()``, ``expire_continue_tokens()``, ``refuse()``, ``delay``, ``token``,
+    ``request_log``, ``timed_request_log`` and ``open_watches``. The store is ``store``; writes
+    through it reach open watches.
     """
 
     def __init__(
@@ -142,6 +145,8 @@ class KubeApiTestServer:
         self._failures: list[_Failure] = []
         self._hangs: list[_Hang] = []
         self._cuts: list[tuple[int, ByteBudget]] = []  # [remaining streams, budget] for new watches
+        self._expire_continues = 0  # expire_continue_tokens()
+        self._refused: dict[tuple[str, str | None], int] = {}  # refuse(): (namespace, resource) -> status
         self._released = asyncio.Event()  # set by stop(): hung requests end
         self._streams: set[_Stream] = set()
         self._runner: web.AppRunner | None = None
@@ -290,6 +295,22 @@ class KubeApiTestServer:
         self._hangs.clear()
         self._cuts.clear()
 
+    def expire_continue_tokens(self, count: int = 1) -> None:
+        """The next ``count`` LISTs carrying a continue token find the history compacted just before
+        they are served, so the token is too old (410 Expired), as when etcd compacts during a long
+        paginated list. Open watches get their 410 ERROR event as well."""
+        self._expire_continues += count
+
+    def refuse(self, namespace: str, resource: str | None = None, status: int = 403) -> None:
+        """Answer every request for ``resource`` (any when None) in ``namespace`` ("" for
+        cluster-wide requests) with ``status`` until ``allow()``: 403 as RBAC without a Role does,
+        404 as for a namespace or resource that does not exist."""
+        self._refused[(namespace, resource)] = status
+
+    def allow(self) -> None:
+        """Forget every ``refuse`` rule."""
+        self._refused.clear()
+
     def set_delay(self, seconds: float) -> None:
         self.delay = seconds
 
@@ -319,17 +340,20 @@ class KubeApiTestServer:
         try:
             self._inject_failure(request)
             self._authenticate(request)
+            self._check_refused(request)
             if self._take_hang(request):
                 return await self._hang(request)
             return await handler(request)
-        except ApiError as err:
+        except ApiServerStatusError as err:
             return _error_response(err)
         except web.HTTPException as exc:  # aiohttp's own 404/405 for unknown paths and methods
             message = {
                 404: "the server could not find the requested resource",
                 405: "the server does not allow this method on the requested resource",
             }.get(exc.status, exc.reason)
-            return _error_response(ApiError(exc.status, _REASONS.get(exc.status, "Unknown"), message))
+            return _error_response(
+                ApiServerStatusError(exc.status, _REASONS.get(exc.status, "Unknown"), message)
+            )
 
     def _inject_failure(self, request: web.Request) -> None:
         for failure in self._failures:
@@ -338,6 +362,29 @@ class KubeApiTestServer:
                 if failure.remaining <= 0:
                     self._failures.remove(failure)
                 raise failure.error()
+
+    def _check_refused(self, request: web.Request) -> None:
+        if not self._refused:
+            return
+        namespace = request.match_info.get("namespace", "")
+        resource = request.match_info.get("resource")
+        status = self._refused.get((namespace, resource), self._refused.get((namespace, None)))
+        if status is None or resource is None:
+            return
+        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+        if status == 404:
+            if namespace:
+                message, details = (
+                    f'namespaces "{namespace}" not found',
+                    {"name": namespace, "kind": "namespaces"},
+                )
+                raise ApiServerStatusError(404, "NotFound", message, details)
+            raise ApiServerStatusError(404, "NotFound", "the server could not find the requested resource")
+        verb = "watch" if _flag(request.query, "watch") else "list"
+        user = "system:serviceaccount:mindx-fault-exporter:mindx-fault-exporter"
+        message = f'{resource} is forbidden: User "{user}" cannot {verb} resource "{resource}"'
+        message += f' in API group ""{where}'
+        raise ApiServerStatusError(status, _REASONS.get(status, "Unknown"), message, {"kind": resource})
 
     def _take_hang(self, request: web.Request) -> bool:
         for hang in self._hangs:
@@ -361,7 +408,7 @@ class KubeApiTestServer:
 
     def _authenticate(self, request: web.Request) -> None:
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
-            raise ApiError(401, "Unauthorized", "Unauthorized")
+            raise ApiServerStatusError(401, "Unauthorized", "Unauthorized")
 
     # -- discovery --------------------------------------------------------------------------------------
 
@@ -441,7 +488,7 @@ class KubeApiTestServer:
         name = request.match_info["namespace"]
         if name not in self.store.namespaces():
             details = {"name": name, "kind": "namespaces"}
-            raise ApiError(404, "NotFound", f'namespaces "{name}" not found', details)
+            raise ApiServerStatusError(404, "NotFound", f'namespaces "{name}" not found', details)
         return _json_response({"kind": "Namespace", "apiVersion": "v1", **self._namespace(name)})
 
     # -- configmaps and events --------------------------------------------------------------------------
@@ -475,7 +522,7 @@ class KubeApiTestServer:
         if request.method == "PATCH":
             patch_type = _PATCH_TYPES.get(request.content_type)
             if patch_type is None:
-                raise ApiError(
+                raise ApiServerStatusError(
                     415,
                     "UnsupportedMediaType",
                     f"the body of the request was in an unknown format - "
@@ -499,6 +546,9 @@ class KubeApiTestServer:
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "PUT", "PATCH", "DELETE"])
 
     def _list(self, query: Mapping[str, str], resource: str, namespace: str | None) -> web.Response:
+        if self._expire_continues > 0 and query.get("continue"):
+            self._expire_continues -= 1
+            self.store.compact()
         result = self.store.list_page(
             resource,
             namespace,
@@ -633,7 +683,7 @@ def _json_response(obj: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(obj), status=status, content_type="application/json")
 
 
-def _error_response(err: ApiError) -> web.Response:
+def _error_response(err: ApiServerStatusError) -> web.Response:
     headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
     return web.Response(
         body=orjson.dumps(err.status()), status=err.code, content_type="application/json", headers=headers

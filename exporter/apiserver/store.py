@@ -38,7 +38,7 @@ from exporter.kube.selectors import (
 
 __all__ = [
     "RESOURCES",
-    "ApiError",
+    "ApiServerStatusError",
     "ListResult",
     "ResourceInfo",
     "Store",
@@ -90,7 +90,7 @@ RESOURCES: dict[str, ResourceInfo] = {
 # -- errors ---------------------------------------------------------------------------------------------
 
 
-class ApiError(Exception):
+class ApiServerStatusError(Exception):
     """An error the API server reports as a ``Status`` object."""
 
     def __init__(
@@ -123,28 +123,28 @@ class ApiError(Exception):
         return status
 
 
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, "BadRequest", message)
+def bad_request(message: str) -> ApiServerStatusError:
+    return ApiServerStatusError(400, "BadRequest", message)
 
 
-def invalid(info: ResourceInfo, name: str, message: str) -> ApiError:
-    return ApiError(
+def invalid(info: ResourceInfo, name: str, message: str) -> ApiServerStatusError:
+    return ApiServerStatusError(
         422, "Invalid", f'{info.kind} "{name}" is invalid: {message}', {"name": name, "kind": info.kind}
     )
 
 
-def _not_found(info: ResourceInfo, name: str) -> ApiError:
+def _not_found(info: ResourceInfo, name: str) -> ApiServerStatusError:
     details = {"name": name, "kind": info.name}
-    return ApiError(404, "NotFound", f'{info.name} "{name}" not found', details)
+    return ApiServerStatusError(404, "NotFound", f'{info.name} "{name}" not found', details)
 
 
-def _too_old(requested: int, oldest: int) -> ApiError:
-    return ApiError(410, "Expired", f"too old resource version: {requested} ({oldest})")
+def _too_old(requested: int, oldest: int) -> ApiServerStatusError:
+    return ApiServerStatusError(410, "Expired", f"too old resource version: {requested} ({oldest})")
 
 
-def _too_large(requested: int, current: int) -> ApiError:
+def _too_large(requested: int, current: int) -> ApiServerStatusError:
     # Real apiservers wait ~3s for the cache to catch up before answering this.
-    return ApiError(
+    return ApiServerStatusError(
         504,
         "Timeout",
         f"Too large resource version: {requested}, current: {current}",
@@ -248,7 +248,7 @@ class _Filter:
 
 # -- watches --------------------------------------------------------------------------------------------
 
-WatchEvent = tuple[str, StoredObject | ApiError]
+WatchEvent = tuple[str, StoredObject | ApiServerStatusError]
 
 
 class Watch:
@@ -504,7 +504,9 @@ class Store:
         key = (namespace, meta["name"])
         if key in self._objects[info.name]:
             details = {"name": key[1], "kind": info.name}
-            raise ApiError(409, "AlreadyExists", f'{info.name} "{key[1]}" already exists', details)
+            raise ApiServerStatusError(
+                409, "AlreadyExists", f'{info.name} "{key[1]}" already exists', details
+            )
         rv = self._next_rv()
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), resourceVersion=str(rv))
         stored = StoredObject(info, body)
@@ -544,10 +546,12 @@ class Store:
                     raise ValueError("a merge patch must be a JSON object")
                 patched = _merge_patch(current.to_dict(), patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type!r}")
+                raise ApiServerStatusError(
+                    415, "UnsupportedMediaType", f"unsupported patch type {patch_type!r}"
+                )
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             message = f"the server rejected our request due to an error in our request: {exc}"
-            raise ApiError(422, "Invalid", message) from None
+            raise ApiServerStatusError(422, "Invalid", message) from None
         body = _body_copy(info, patched)
         meta = body["metadata"]
         if meta.get("name") != name or meta.get("namespace") != namespace:
@@ -620,7 +624,7 @@ class Store:
             snapshot_rv, after = _decode_continue(continue_token)
             overlay = self._overlay(info.name, snapshot_rv)
             if overlay is None:
-                raise ApiError(410, "Expired", _CONTINUE_EXPIRED)
+                raise ApiServerStatusError(410, "Expired", _CONTINUE_EXPIRED)
         else:
             snapshot_rv = self._list_rv(resource_version, resource_version_match)
             overlay = self._overlay(info.name, snapshot_rv)
@@ -764,7 +768,7 @@ class Store:
                 f'Operation cannot be fulfilled on {info.name} "{key[1]}": the object has been modified; '
                 "please apply your changes to the latest version and try again"
             )
-            raise ApiError(409, "Conflict", message, {"name": key[1], "kind": info.name})
+            raise ApiServerStatusError(409, "Conflict", message, {"name": key[1], "kind": info.name})
         for name in ("uid", "creationTimestamp"):
             meta[name] = current.metadata[name]
         if _comparable(body) == _comparable(current.body):
@@ -790,7 +794,7 @@ class Store:
 def _info(resource: str) -> ResourceInfo:
     info = RESOURCES.get(resource)
     if info is None:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise ApiServerStatusError(404, "NotFound", "the server could not find the requested resource")
     return info
 
 

@@ -1,4 +1,5 @@
-"""A small asyncio client for the two Kubernetes API calls the exporter makes: LIST and WATCH."""
+"""A small asyncio client for the two Kubernetes API calls the exporter makes: LIST and WATCH.
+Every failure is raised as a `KubeError` (exporter.kube.errors)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,23 @@ import aiohttp
 import orjson
 
 from exporter.kube.config import ClusterAccess
+from exporter.kube.errors import (
+    KubeConnectionError,
+    KubeError,
+    KubeInvalidResponse,
+    KubeStalledError,
+    KubeStatusError,
+    KubeTimeoutError,
+    status_error,
+)
 
 # A watch line is one object; ConfigMaps are capped at 1 MiB, so a much longer line is garbage.
 MAX_WATCH_LINE = 8 * 1024 * 1024
 
-
-class ApiError(Exception):
-    """A failed API call. `status` 0 means the connection failed before any HTTP status."""
-
-    def __init__(
-        self,
-        status: int,
-        reason: str,
-        message: str = "",
-        retry_after: float | None = None,
-        relist: bool = False,
-    ) -> None:
-        super().__init__(f"{status} {reason}: {message}" if message else f"{status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
-        # The server reported an error inside the stream: our state may be inconsistent.
-        self.relist = relist
-
-    @property
-    def expired(self) -> bool:
-        """410 Gone / Expired: the resourceVersion or continue token is too old; relist."""
-        return self.status == 410
+K8sObject = dict[str, Any]
+# A watch event: its type (ADDED, MODIFIED, DELETED, BOOKMARK, or one the API may add) and object.
+# ERROR events are raised as the error they carry.
+WatchEvent = tuple[str, K8sObject]
 
 
 class KubeClient:
@@ -69,11 +60,9 @@ class KubeClient:
             raise RuntimeError("KubeClient used outside 'async with'")
         return self._session
 
-    async def get_json(
-        self, path: str, params: Mapping[str, str], timeout: float | None = None
-    ) -> dict[str, Any]:
-        """One GET (a LIST page); raises ApiError on any failure, also when the whole response has
-        not arrived after `timeout` seconds (default: the client's request timeout)."""
+    async def get_json(self, path: str, params: Mapping[str, str], timeout: float | None = None) -> K8sObject:
+        """One GET (a LIST page); raises a `KubeError` on any failure, also when the whole response
+        has not arrived after `timeout` seconds (default: the client's request timeout)."""
         total = self._request_timeout if timeout is None else timeout
         client_timeout = aiohttp.ClientTimeout(total=total, sock_connect=min(10.0, total))
         try:
@@ -83,14 +72,16 @@ class KubeClient:
                 body = await resp.read()
                 if resp.status != 200:
                     raise self._error(resp, body)
-        except (TimeoutError, aiohttp.ClientError) as err:
-            raise ApiError(0, type(err).__name__, str(err)) from err
+        except TimeoutError as err:
+            raise KubeTimeoutError(f"no complete answer within {total:g}s") from err
+        except aiohttp.ClientError as err:
+            raise KubeConnectionError(f"{type(err).__name__}: {err}") from err
         try:
             decoded = orjson.loads(body)
         except orjson.JSONDecodeError as err:
-            raise ApiError(200, "InvalidResponse", "list body is not JSON") from err
+            raise KubeInvalidResponse("list body is not JSON") from err
         if not isinstance(decoded, dict):
-            raise ApiError(200, "InvalidResponse", "list body is not an object")
+            raise KubeInvalidResponse("list body is not an object")
         return decoded
 
     async def watch(
@@ -99,9 +90,10 @@ class KubeClient:
         params: Mapping[str, str],
         idle_timeout: float,
         on_open: Callable[[], None] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[WatchEvent]:
         """Yield watch events; ends when the server closes the stream. No line may take longer
-        than `idle_timeout` to arrive (bookmarks keep a healthy stream busy)."""
+        than `idle_timeout` to arrive (bookmarks keep a healthy stream busy). An ERROR event is
+        raised as the `KubeStatusError` it carries (`in_stream`; 410 as `KubeExpiredError`)."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=idle_timeout)
         try:
             async with self.session.get(
@@ -117,24 +109,27 @@ class KubeClient:
                 buffer = bytearray()
                 async for chunk in resp.content.iter_any():
                     buffer.extend(chunk)
-                    if b"\n" not in chunk:
-                        if len(buffer) > MAX_WATCH_LINE:
-                            raise ApiError(200, "LineTooLong", "watch line exceeds limit")
-                        continue
-                    *lines, tail = buffer.split(b"\n")
-                    buffer = bytearray(tail)
-                    for line in lines:
-                        if line.strip():
-                            yield _decode_event(line)
+                    if b"\n" in chunk:
+                        *lines, tail = buffer.split(b"\n")
+                        buffer = bytearray(tail)
+                        for line in lines:
+                            if line.strip():
+                                yield _decode_event(line)
+                    if len(buffer) > MAX_WATCH_LINE:
+                        raise KubeInvalidResponse(f"watch line exceeds {MAX_WATCH_LINE} bytes")
                 if buffer.strip():
                     # The stream ended mid-line: the connection broke, the tail is not an event.
-                    raise ApiError(0, "StreamBroken", "watch stream ended inside an event")
+                    raise KubeConnectionError("watch stream ended inside an event")
+        except KubeError:
+            raise
         except aiohttp.SocketTimeoutError as err:
-            raise ApiError(0, "Stalled", f"no data for {idle_timeout:g}s") from err
-        except (TimeoutError, aiohttp.ClientError) as err:
-            raise ApiError(0, type(err).__name__, str(err)) from err
+            raise KubeStalledError(f"no data for {idle_timeout:g}s") from err
+        except TimeoutError as err:
+            raise KubeTimeoutError(str(err) or "timed out") from err
+        except aiohttp.ClientError as err:
+            raise KubeConnectionError(f"{type(err).__name__}: {err}") from err
 
-    def _error(self, resp: aiohttp.ClientResponse, body: bytes) -> ApiError:
+    def _error(self, resp: aiohttp.ClientResponse, body: bytes) -> KubeStatusError:
         if resp.status == 401:
             self.access.invalidate()
         reason, message = resp.reason or "", ""
@@ -145,17 +140,29 @@ class KubeClient:
                 message = str(status.get("message") or "")
         except orjson.JSONDecodeError:
             pass
-        return ApiError(resp.status, reason, message[:200], _retry_after(resp.headers.get("Retry-After")))
+        return status_error(resp.status, reason, message[:200], _retry_after(resp.headers.get("Retry-After")))
 
 
-def _decode_event(line: bytes | bytearray) -> dict[str, Any]:
+def _decode_event(line: bytes | bytearray) -> WatchEvent:
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError as err:
-        raise ApiError(200, "InvalidEvent", "watch line is not JSON") from err
+        raise KubeInvalidResponse("watch line is not JSON") from err
     if not isinstance(event, dict):
-        raise ApiError(200, "InvalidEvent", "watch line is not an object")
-    return event
+        raise KubeInvalidResponse("watch line is not an object")
+    kind, obj = event.get("type"), event.get("object")
+    if not isinstance(obj, dict):
+        raise KubeInvalidResponse("watch event without object")
+    if kind == "ERROR":
+        # The server ends the stream with a Status: 410 when our resourceVersion was compacted.
+        code = obj.get("code")
+        raise status_error(
+            code if isinstance(code, int) else 500,
+            str(obj.get("reason") or "WatchError"),
+            str(obj.get("message") or "")[:200],
+            in_stream=True,
+        )
+    return str(kind), obj
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -3,11 +3,12 @@ command."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.kube.client import KubeClient
+from exporter.kube.errors import KubeExpiredError
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,24 +17,47 @@ class ListResult:
     resource_version: str  # the list's resourceVersion, from the last page
 
 
+# How many times one LIST starts again from its first page when a continue token expires.
+MAX_LIST_RESTARTS = 3
+
+
 async def list_all(
     client: KubeClient,
     path: str,
     params: Mapping[str, str],
     page_size: int,
     timeout: float | None = None,
+    *,
+    restarts: int = MAX_LIST_RESTARTS,
+    on_restart: Callable[[KubeExpiredError], None] | None = None,
 ) -> ListResult:
-    """Every page of one LIST (`page_size` 0: one unpaginated request). Raises `ApiError` as
-    `KubeClient.get_json` does, each page limited to `timeout` seconds; an expired continue token
-    (410) is raised too, so the caller restarts (the pages would not be one consistent snapshot)."""
-    objects: list[dict[str, Any]] = []
+    """Every page of one LIST (`page_size` 0: one unpaginated request). Raises a `KubeError` as
+    `KubeClient.get_json` does, each page limited to `timeout` seconds.
+
+    A continue token that expires (410: the server compacted its history while we paginated)
+    leaves pages that are no consistent snapshot: they are dropped and the list starts again from
+    its first page, at most `restarts` times (each reported to `on_restart`); then the
+    `KubeExpiredError` is raised for the caller to retry later. Unlike client-go's pager, which
+    falls back to one unpaginated LIST, this never asks for the whole collection in one response
+    body: 33,000 Events in one body cost hundreds of MiB to receive and decode."""
     base = dict(params)
     if page_size > 0:
         base["limit"] = str(page_size)
+    objects: list[dict[str, Any]] = []
     continue_token = ""
+    restarted = 0
     while True:
         page_params = dict(base, **({"continue": continue_token} if continue_token else {}))
-        page = await client.get_json(path, page_params, timeout=timeout)
+        try:
+            page = await client.get_json(path, page_params, timeout=timeout)
+        except KubeExpiredError as err:
+            if not continue_token or restarted >= restarts:
+                raise
+            restarted += 1
+            if on_restart is not None:
+                on_restart(err)
+            objects, continue_token = [], ""  # let the inconsistent pages go before asking again
+            continue
         items = page.get("items")
         if isinstance(items, list):
             objects.extend(item for item in items if isinstance(item, dict))

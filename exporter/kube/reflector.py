@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from exporter.kube.client import ApiError, KubeClient
+from exporter.kube.client import KubeClient, WatchEvent
+from exporter.kube.errors import DENIED, EXPIRED, NOT_FOUND, STALLED, THROTTLED, KubeError, KubeStatusError
 from exporter.kube.listing import list_all
 from exporter.logs import event
 
@@ -82,12 +83,10 @@ class ReflectorOptions:
     retry_after_max: float = 300.0
     # One LIST request (page) that has not finished after this many seconds is aborted and retried.
     list_timeout: float = 60.0
-
-
-class _Relist(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    # A source whose lists have been answered only 403 Forbidden / 404 Not Found for this long stops
+    # holding readiness back (it keeps being retried): RBAC being created with the Deployment has
+    # settled within seconds, a Role missing for a minute is missing for good.
+    denied_grace: float = 60.0
 
 
 class Backoff:
@@ -122,9 +121,20 @@ class Reflector:
         self.sink = sink
         self.observer = observer
         self.options = options or ReflectorOptions()
-        self.synced = asyncio.Event()
+        self.synced = asyncio.Event()  # the first LIST completed
+        # Set once the source no longer holds readiness back: it synced, or it has been refused
+        # (403/404) for `denied_grace` seconds. Never cleared, like readiness itself.
+        self.settled = asyncio.Event()
+        # While the API server refuses this source (403/404): one line saying what to do.
+        self.denial: str | None = None
         self.resource_version = ""
+        self._denied_since: float | None = None
+        self._stream_open = False
         self._backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
+
+    @property
+    def blocks_readiness(self) -> bool:
+        return not self.settled.is_set()
 
     async def run(self) -> None:
         """List and watch until cancelled; never returns on errors."""
@@ -135,38 +145,78 @@ class Reflector:
                     await self._list(relist_reason)
                     relist_reason = None
                 await self._watch()
-            except _Relist as relist:
-                relist_reason = relist.reason
+            except KubeError as err:
                 self.observer.watch_up(self.target, False)
-            except ApiError as err:
-                self.observer.watch_up(self.target, False)
-                if err.expired and relist_reason is None:
-                    # The watch's resourceVersion is too old: relist at once.
-                    relist_reason = "expired"
-                    self.observer.watch_error(self.target, "expired")
-                    event(log, logging.INFO, "resource version expired, relisting", **self._fields())
-                    continue
-                # A LIST answered 410 even unpaginated falls through: back off, or a server that
-                # keeps answering 410 would be hammered in a loop.
-                if err.reason == "Stalled":
-                    relist_reason = "stalled"
-                elif err.relist:
-                    relist_reason = "error"
-                self.observer.watch_error(self.target, "expired" if err.expired else _error_reason(err))
+                self.observer.watch_error(self.target, err.category)
+                listing = relist_reason is not None
+                if not listing:
+                    relist_reason = self._relist_reason(err)
+                    if relist_reason == EXPIRED:
+                        # The watch's resourceVersion is too old: relist at once.
+                        event(log, logging.INFO, "resource version expired, relisting", **self._fields())
+                        continue
+                # A LIST answered 410 even after restarting its pages falls through: back off, or a
+                # server that keeps answering 410 would be hammered in a loop.
                 delay = self._backoff.next()
-                if err.retry_after is not None:
+                if isinstance(err, KubeStatusError) and err.retry_after is not None:
                     delay = max(delay, min(err.retry_after, self.options.retry_after_max))
+                details: dict[str, Any] = {}
+                if isinstance(err, KubeStatusError):
+                    details.update(status=err.code, reason=err.reason)
+                if err.category in DENIED:
+                    delay = self._denied(err, delay)
+                    details["fix"] = self.denial
+                else:
+                    self._denied_since = self.denial = None
                 event(
                     log,
                     logging.WARNING,
                     "list/watch failed",
-                    status=err.status,
-                    reason=err.reason,
+                    category=err.category,
                     error=str(err)[:300],
                     retry_in=round(delay, 3),
+                    **details,
                     **self._fields(),
                 )
                 await asyncio.sleep(delay)
+
+    def _relist_reason(self, err: KubeError) -> str | None:
+        """Whether a failed watch can resume from our resourceVersion (None) or needs a relist."""
+        if err.category in (EXPIRED, STALLED):
+            return err.category
+        if isinstance(err, KubeStatusError) and err.in_stream:
+            return "error"  # the server reported an error inside the stream: our state may be wrong
+        if not self._stream_open and err.category != THROTTLED:
+            # The watch could not be opened again (server unreachable, 5xx, …). The server that
+            # answers next may hold another resourceVersion history (etcd restore, rebuilt control
+            # plane), where resuming from our RV would replay the wrong changes or wait forever:
+            # only a relist is safe. (client-go also relists here, except after "connection
+            # refused".) A 429 just means "later": resume then.
+            return "error"
+        return None
+
+    def _denied(self, err: KubeError, delay: float) -> float:
+        """The API server refused this source (403/404). After `denied_grace` seconds of refusals the
+        source stops holding readiness back; returns the delay before the next attempt, shortened
+        so that the attempt deciding it falls when the grace ends."""
+        self.denial = denial_text(self.target, err.category)
+        now = time.monotonic()
+        if self._denied_since is None:
+            self._denied_since = now
+        if self.settled.is_set():
+            return delay
+        left = self._denied_since + self.options.denied_grace - now
+        if left > 0:
+            return min(delay, left)
+        self.settled.set()
+        event(
+            log,
+            logging.WARNING,
+            "source refused by the API server, no longer blocking readiness",
+            fix=self.denial,
+            **self._fields(),
+        )
+        return delay
 
     def _fields(self) -> dict[str, str]:
         return {
@@ -177,25 +227,29 @@ class Reflector:
         }
 
     async def _list(self, reason: str) -> None:
-        """A paginated LIST; the sink gets the whole result at once. When a continue token expires
-        (410: history was compacted while we paginated), the pages are no consistent snapshot; like
-        client-go's pager, fall back to one unpaginated LIST, which is one even if compaction keeps
-        outrunning pagination. Every request is limited to `list_timeout`."""
+        """A paginated LIST; the sink gets the whole result at once. A continue token that expires
+        restarts the pages (`list_all`). Every request is limited to `list_timeout`."""
         started = time.monotonic()
-        path, selectors, timeout = self.target.path, self._selectors(), self.options.list_timeout
-        try:
-            listed = await list_all(self.client, path, selectors, self.options.page_size, timeout)
-        except ApiError as err:
-            if not err.expired:
-                raise
-            self.observer.watch_error(self.target, "expired")
-            event(log, logging.INFO, "list expired while paginating, listing unpaginated", **self._fields())
-            listed = await list_all(self.client, path, selectors, 0, timeout)
+
+        def restarted(err: KubeError) -> None:
+            self.observer.watch_error(self.target, err.category)
+            event(log, logging.INFO, "list expired while paginating, listing again", **self._fields())
+
+        listed = await list_all(
+            self.client,
+            self.target.path,
+            self._selectors(),
+            self.options.page_size,
+            self.options.list_timeout,
+            on_restart=restarted,
+        )
         objects = listed.objects
         self.resource_version = listed.resource_version
+        self._denied_since = self.denial = None
         self._safely(self.sink.replace, objects)
         self.observer.listed(self.target, reason, len(objects))
         self.synced.set()
+        self.settled.set()
         event(
             log,
             logging.INFO,
@@ -212,48 +266,24 @@ class Reflector:
         params["resourceVersion"] = self.resource_version
         timeout = self.options.watch_timeout
         params["timeoutSeconds"] = str(int(timeout + random.random() * timeout))
-
-        is_open = False
+        self._stream_open = False
 
         def opened() -> None:
-            nonlocal is_open
-            is_open = True
+            self._stream_open = True
+            self._denied_since = self.denial = None
             self.observer.watch_up(self.target, True)
 
-        try:
-            async for watch_event in self.client.watch(
-                self.target.path, params, idle_timeout=self.options.stall_timeout, on_open=opened
-            ):
-                self._backoff.reset()
-                self._apply(watch_event)
-                # Events already buffered arrive without a suspension: give scrapes and the other
-                # watches a turn between two (a burst of big ClusterD shards would hold the loop).
-                await asyncio.sleep(0)
-        except ApiError as err:
-            if not is_open and err.status != 429:
-                # The watch could not be opened again (server unreachable, 5xx, …). The server that
-                # answers next may hold another resourceVersion history (etcd restore, rebuilt
-                # control plane), where resuming from our RV would replay the wrong changes or
-                # wait forever: only a relist is safe. (client-go also relists here, except after
-                # "connection refused".) A 429 just means "later": resume then.
-                err.relist = True
-            raise
+        async for watch_event in self.client.watch(
+            self.target.path, params, idle_timeout=self.options.stall_timeout, on_open=opened
+        ):
+            self._backoff.reset()
+            self._apply(watch_event)
+            # Events already buffered arrive without a suspension: give scrapes and the other
+            # watches a turn between two (a burst of big ClusterD shards would hold the loop).
+            await asyncio.sleep(0)
 
-    def _apply(self, watch_event: dict[str, Any]) -> None:
-        kind = watch_event.get("type")
-        obj = watch_event.get("object")
-        if not isinstance(obj, dict):
-            raise ApiError(200, "InvalidEvent", "watch event without object")
-        if kind == "ERROR":
-            code = obj.get("code")
-            if code == 410:
-                raise _Relist("expired")
-            raise ApiError(
-                code if isinstance(code, int) else 500,
-                str(obj.get("reason") or "WatchError"),
-                str(obj.get("message") or ""),
-                relist=True,
-            )
+    def _apply(self, watch_event: WatchEvent) -> None:
+        kind, obj = watch_event
         meta = obj.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
         if kind in ("ADDED", "MODIFIED"):
@@ -277,15 +307,16 @@ class Reflector:
         return self.target.selector_params()
 
 
-def _error_reason(err: ApiError) -> str:
-    if err.status == 0:
-        return "stalled" if err.reason == "Stalled" else "connection"
-    if err.status == 429:
-        return "throttled"
-    if err.status >= 500:
-        return "server_error"
-    if err.status in (401, 403):
-        return "unauthorized" if err.status == 401 else "forbidden"
-    if err.status == 200:
-        return "invalid_response"
-    return "client_error"
+def denial_text(target: WatchTarget, category: str) -> str:
+    """What an operator does about a source the API server refuses: one line for the log and /readyz."""
+    where = f"in namespace {target.namespace}" if target.namespace else "in all namespaces (a ClusterRole)"
+    disable = f"--source.{target.source}.enabled=false"
+    if category == NOT_FOUND:
+        return (
+            f"{target.source}/{target.namespace}: 404 Not Found for {target.resource} {where}: set "
+            f"--source.{target.source}.namespace to where the producer runs, or {disable}"
+        )
+    return (
+        f"{target.source}/{target.namespace}: 403 Forbidden: grant the exporter's service account "
+        f'"list" and "watch" on {target.resource} {where}, or set {disable}'
+    )

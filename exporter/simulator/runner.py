@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.apiserver.store import ApiError, Store
+from exporter.apiserver.store import ApiServerStatusError, Store
 from exporter.simulator.model import ClusterModel, FaultRates, FaultTransition, StepResult
 from exporter.simulator.producers import (
     DEVICEPLUGIN_NAMESPACE,
@@ -296,7 +296,7 @@ class ClusterSimulator:
     def _apply(self, obj: dict[str, Any]) -> None:
         try:
             self.store.apply("configmaps", obj)
-        except ApiError as err:
+        except ApiServerStatusError as err:
             self.stats.write_errors += 1
             log.warning(
                 "simulator write failed", extra={"object": obj["metadata"]["name"], "error": err.message}
@@ -337,7 +337,7 @@ class ClusterSimulator:
             self.stats.noded_writes += 1
         elif index in self._noded_present:
             self._noded_present.discard(index)
-            with contextlib.suppress(ApiError):
+            with contextlib.suppress(ApiServerStatusError):
                 self.store.delete("configmaps", NODED_NAMESPACE, noded_name(node))
             self.stats.noded_deletes += 1
 
@@ -352,7 +352,7 @@ class ClusterSimulator:
         event = fault_event(self.model.nodes[index], transition)
         try:
             self.store.create("events", event)
-        except ApiError:
+        except ApiServerStatusError:
             self.stats.events_dropped += 1
             return
         recent.append(now)
@@ -364,6 +364,6 @@ class ClusterSimulator:
         expiry = self._event_expiry
         while expiry and expiry[0][0] <= now:
             _, name = expiry.popleft()
-            with contextlib.suppress(ApiError):
+            with contextlib.suppress(ApiServerStatusError):
                 self.store.delete("events", DEVICEPLUGIN_NAMESPACE, name)
             self.stats.events_expired += 1
