@@ -145,7 +145,7 @@ class Exporter:
         """Fault history for every watched source whose records describe chips."""
         for source, handler in handlers:
             if source.chip_views is not None:
-                history = FaultHistory(source.name, self.store)
+                history = FaultHistory(source.name, self.store, self.config.handlers.shard)
                 handler.listen(history.listener(source.chip_views))
 
     def _wire_joins(self, handlers: list[tuple[Source[Any], SourceHandler]]) -> None:
@@ -156,7 +156,7 @@ class Exporter:
         for join in joins_of(watched):
             if join.name in superseded:
                 continue
-            state = JoinState(join, self.store)
+            state = JoinState(join, self.store, self.config.handlers.shard)
             for source, handler in handlers:
                 for feed in source.feeds:
                     if feed.join.name == join.name:

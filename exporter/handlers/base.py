@@ -13,6 +13,7 @@ from exporter.logs import event
 from exporter.metrics.exposition import Family
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import Group, MetricsStore
+from exporter.sharding import ALL, Shard, object_scope
 from exporter.sources.base import Blocks, Source, add_block
 from exporter.sources.common import Problem
 from exporter.sources.limits import DEFAULT_LIMITS, Limits
@@ -37,6 +38,8 @@ class HandlerOptions:
     # counters otherwise live as long as the process, and every node that ever had a fault Event
     # would keep its series.
     counter_idle_seconds: float = 86400.0
+    # Which part of the series this process renders (--shard/--total-shards; all by default).
+    shard: Shard = ALL
 
 
 DEFAULT_OPTIONS = HandlerOptions()
@@ -150,10 +153,11 @@ class SourceHandler(ReflectorSink):
     def problem_blocks(
         self, obj: Mapping[str, Any], namespace: str, name: str, problems: list[Problem]
     ) -> Blocks:
-        """Account for one object's problems; its `mindx_configmap_invalid` blocks ({} when none)."""
+        """Account for one object's problems; its `mindx_configmap_invalid` blocks ({} when none, or
+        when the object is another shard's)."""
         self.problems.account(obj, namespace, name, problems)
         blocks: Blocks = {}
-        if problems:
+        if problems and self.options.shard.owns(object_scope(namespace, name)):
             render_problems(blocks, namespace, name, problems)
         return blocks
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from exporter.handlers.base import ObjectId, RecordListener
 from exporter.metrics.store import Group, MetricsStore
+from exporter.sharding import ALL, CLUSTER_SCOPE, Shard
 from exporter.sources.base import Blocks, add_block
 from exporter.sources.faulthistory import (
     NPU_CHIP_FAULTS_TOTAL,
@@ -45,8 +46,11 @@ class HistoryKey(NamedTuple):
 
 
 class FaultHistory:
-    def __init__(self, source: str, store: MetricsStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, source: str, store: MetricsStore, shard: Shard = ALL, clock: Callable[[], float] = time.time
+    ) -> None:
         self.source = source
+        self.shard = shard
         self.store = store
         self.group = Group(source, "fault history")
         self._clock = clock
@@ -88,10 +92,16 @@ class FaultHistory:
             for code in change.raised:
                 counter = (code.node, code.npu, code.code, code.level)
                 counts[counter] = counts.get(counter, 0) + 1
+            mine = (
+                counts
+                if self.shard.everything
+                else {k: v for k, v in counts.items() if self.shard.owns_node(k[0])}
+            )
             blocks: Blocks = {}
-            add_block(blocks, NPU_CHIP_FAULTS_TOTAL, counter_samples(self.source, counts))
+            add_block(blocks, NPU_CHIP_FAULTS_TOTAL, counter_samples(self.source, mine))
             self.store.set(self.group, HistoryKey(self.source, *oid), blocks)
-        if change.cleared and known is not None:
+        # The histogram is cluster-wide: every shard sees every clear, shard 0 serves it.
+        if change.cleared and known is not None and self.shard.owns(CLUSTER_SCOPE):
             self.store.set(
                 self.group,
                 HistoryKey(self.source, "", ""),

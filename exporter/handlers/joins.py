@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from exporter.handlers.base import ObjectId, RecordListener
 from exporter.metrics.store import Group, MetricsStore
+from exporter.sharding import ALL, Shard
 from exporter.sources.base import Feed, Join
 
 
@@ -43,8 +44,9 @@ class _PerNode:
 
 
 class JoinState:
-    def __init__(self, join: Join, store: MetricsStore) -> None:
+    def __init__(self, join: Join, store: MetricsStore, shard: Shard = ALL) -> None:
         self.join = join
+        self.shard = shard
         self.store = store
         self.group = Group(join.name, "join")
         self._roles = {role: _PerNode() for role in join.roles}
@@ -60,6 +62,8 @@ class JoinState:
 
     def _refresh(self, nodes: set[str]) -> None:
         for node in nodes:
+            if not self.shard.owns_node(node):
+                continue
             inputs = {
                 role: per_node.by_node[node]
                 for role, per_node in self._roles.items()

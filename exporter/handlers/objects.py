@@ -19,14 +19,16 @@ from exporter.handlers.base import (
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
+from exporter.sharding import Scope
 from exporter.sources.base import Blocks, Source
 from exporter.sources.common import object_name
 
 Render = Callable[[str, Any], Blocks]
 
 
-def per_object(render: Render) -> HandlerFactory:
-    """The handler factory of a source rendered object by object with `render`."""
+def per_object(render: Render, scope: Callable[[Any], Scope]) -> HandlerFactory:
+    """The handler factory of a source rendered object by object with `render`; `scope` says what
+    each record's series are about (a node, a job, …), so a shard renders only its records."""
 
     def factory(
         source: Source[Any],
@@ -35,7 +37,7 @@ def per_object(render: Render) -> HandlerFactory:
         metrics: ExporterMetrics,
         options: HandlerOptions = DEFAULT_OPTIONS,
     ) -> ObjectHandler:
-        return ObjectHandler(source, target, store, metrics, render, options)
+        return ObjectHandler(source, target, store, metrics, render, scope, options)
 
     return factory
 
@@ -48,10 +50,12 @@ class ObjectHandler(SourceHandler):
         store: MetricsStore,
         metrics: ExporterMetrics,
         render: Render,
+        scope: Callable[[Any], Scope],
         options: HandlerOptions = DEFAULT_OPTIONS,
     ) -> None:
         super().__init__(source, target, store, metrics, options)
         self._render_record = render
+        self._scope = scope
         self._keys: dict[ObjectId, set[ObjectKey]] = {}  # which store keys each object owns
         self._listed = False
 
@@ -108,7 +112,9 @@ class ObjectHandler(SourceHandler):
             return None
         label = self.source.name
         blocks_by_key: dict[ObjectKey, Blocks] = {}
+        shard = self.options.shard
         for sub_key, record in (parsed.records or {}).items():
-            blocks_by_key[ObjectKey(label, namespace, name, sub_key)] = self._render_record(label, record)
+            if shard.everything or shard.owns(self._scope(record)):
+                blocks_by_key[ObjectKey(label, namespace, name, sub_key)] = self._render_record(label, record)
         problem_blocks = self.problem_blocks(obj, namespace, name, parsed.problems.items)
         return (namespace, name), blocks_by_key, parsed.records or {}, problem_blocks

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from exporter.handlers.objects import per_object
+from exporter.sharding import node_scope
 from exporter.sources.base import Feed, Parsed, Source, Watch, families_of, render_table
 from exporter.sources.common import (
     REASON_CHECKCODE,
@@ -409,7 +410,7 @@ SOURCE = Source(
     ),
     parse=parse_configmap,
     families=families_of(NODE_VIEW_METRICS),
-    handler=per_object(partial(render_table, NODE_VIEW_METRICS)),
+    handler=per_object(partial(render_table, NODE_VIEW_METRICS), scope=lambda view: node_scope(view.node)),
     feeds=(Feed(USABLE_CHIPS, ROLE_CHIPS, _chips_of),),
     chip_views=lambda records: [view.chips for view in records.values() if view.chips is not None],
 )

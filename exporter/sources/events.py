@@ -180,7 +180,10 @@ class EventCounter(SourceHandler):
                 present.add(uid)
         for uid in self._seen.keys() - present:
             del self._seen[uid]
-        items = {NodeCountersKey(node): render_event_counts(c) for node, c in self._counts.items()}
+        mine = self.options.shard.owns_node
+        items = {
+            NodeCountersKey(node): render_event_counts(c) for node, c in self._counts.items() if mine(node)
+        }
         self.replace_problems(problem_items)
         self.store.replace_group(self.group, items)
         self.metrics.set_objects(self.target, len(self._seen))
@@ -190,7 +193,8 @@ class EventCounter(SourceHandler):
         problem_items: dict[ProblemKey, Blocks] = {}
         self._observe(obj, True, changed, problem_items)
         for node in changed:
-            self.store.set(self.group, NodeCountersKey(node), render_event_counts(self._counts[node]))
+            if self.options.shard.owns_node(node):
+                self.store.set(self.group, NodeCountersKey(node), render_event_counts(self._counts[node]))
         for key, blocks in problem_items.items():
             self.store.set(self.problem_group, key, blocks)
         self.metrics.set_objects(self.target, len(self._seen))

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from exporter.handlers.objects import per_object
+from exporter.sharding import node_scope
 from exporter.sources.base import Feed, Parsed, Source, Watch, families_of, render_table
 from exporter.sources.common import (
     REASON_CHECKCODE,
@@ -203,6 +204,8 @@ SOURCE = Source(
     ),
     parse=parse_configmap,
     families=families_of(NODE_STATUS_METRICS_WITH_TIME),
-    handler=per_object(partial(render_table, NODE_STATUS_METRICS_WITH_TIME)),
+    handler=per_object(
+        partial(render_table, NODE_STATUS_METRICS_WITH_TIME), scope=lambda record: node_scope(record.node)
+    ),
     feeds=(Feed(USABLE_CHIPS, ROLE_NODE_STATUS, _status_of),),
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 from exporter.handlers.objects import per_object
 from exporter.metrics.exposition import Family
+from exporter.sharding import Scope, job_scope, node_scope
 from exporter.sources.base import (
     Blocks,
     Metric,
@@ -265,6 +266,12 @@ def render(source: str, record: VolcanoRecord) -> Blocks:
     return blocks
 
 
+def scope(record: VolcanoRecord) -> Scope:
+    if isinstance(record, JobRetries):
+        return job_scope(record.namespace, record.podgroup)
+    return node_scope(record.view.node)
+
+
 SOURCE = Source(
     name="volcano",
     description="Volcano's vcjob-fault-npu-cm (fault nodes, job retry budgets)",
@@ -276,7 +283,7 @@ SOURCE = Source(
         NODE_HEALTH_STATE,
         JOB_REMAINING_RETRIES,
     ),
-    handler=per_object(render),
+    handler=per_object(render, scope=scope),
     chip_views=lambda records: [
         r.view.chips for r in records.values() if isinstance(r, VolcanoNode) and r.view.chips is not None
     ],

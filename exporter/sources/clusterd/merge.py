@@ -223,11 +223,19 @@ class ClusterdHandler(SourceHandler):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(source, target, store, metrics, options)
+        mine = options.shard.owns_node
+        # Every shard merges every node (the merge needs them all); it renders only its own.
         self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
-            lambda e: e.update_time_raw, _device_blocks, stale_after, clock
+            lambda e: e.update_time_raw,
+            lambda e: _device_blocks(e) if mine(e.view.node) else {},
+            stale_after,
+            clock,
         )
         self.switches: ShardMerger[clusterd.ClusterSwitchEntry] = ShardMerger(
-            lambda e: e.update_time_raw, _switch_blocks, stale_after, clock
+            lambda e: e.update_time_raw,
+            lambda e: _switch_blocks(e) if mine(e.state.node) else {},
+            stale_after,
+            clock,
         )
         self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
         self._listed = False
@@ -255,7 +263,8 @@ class ClusterdHandler(SourceHandler):
             if which.kind is Kind.NODE:
                 node_result = clusterd.parse_node_cm(obj, self.options.limits)
                 for node, record in (node_result.records or {}).items():
-                    items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
+                    if self.options.shard.owns_node(node):
+                        items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
                     self._node_status[node] = record.status
                 problems = node_result.problems
             elif which.kind is Kind.DEVICE:
@@ -343,7 +352,8 @@ class ClusterdHandler(SourceHandler):
         for node in previous.keys() - records.keys():
             self.store.delete(self.group, NodeKey(SOURCE, _NODE, node))
         for node, record in records.items():
-            self.store.set(self.group, NodeKey(SOURCE, _NODE, node), _node_blocks(record))
+            if self.options.shard.owns_node(node):
+                self.store.set(self.group, NodeKey(SOURCE, _NODE, node), _node_blocks(record))
         self._node_status = {node: record.status for node, record in records.items()}
         changed = {n for n in previous.keys() | records.keys() if previous.get(n) != self._node_status.get(n)}
         self._refresh_usable(changed)
@@ -366,7 +376,7 @@ class ClusterdHandler(SourceHandler):
     def _usable(self, node: str) -> Blocks | None:
         """The vendor's procedure over ClusterD's three views (see exporter.sources.usable)."""
         device = self.devices.winners.get(node)
-        if device is None or device.view.chips is None:
+        if device is None or device.view.chips is None or not self.options.shard.owns_node(node):
             return None
         switch = self.switches.winners.get(node)
         switch_status = switch.state.node_status if switch is not None else ""
