@@ -357,13 +357,23 @@ def build_parser() -> CommandLineParser:
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse a whole command line; `args.command` is RUN, DEMO or DEVICES."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    command = _commands(parser).get(args.command or "", parser)
+    if unknown:  # reported by the command's parser, so the message names the command
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         args.command = RUN
     elif argv and argv[0] != args.command:
         # argparse would let the command's defaults silently replace flags given before it.
         parser.error(f"flags before the command are not used: put them after it ({PROG} {args.command} …)")
     return args
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse keeps sub-parsers only in its (private) action list
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 # --- conversion ------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s_client
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -104,6 +105,11 @@ def load_cluster_access(kubeconfig: str | None = None, context: str | None = Non
             f"cannot load {where}: context {context!r} is not defined (contexts: {_listed(contexts)}); "
             "pass --context with one of them"
         )
+    # Imported here: the package takes half a second to import, and a command-line error
+    # (checked before anything is loaded) should not wait for it.
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+
     cfg = k8s_client.Configuration()
     try:
         # The library merges the files (first definition of a name wins, as in kubectl); the
@@ -207,6 +213,9 @@ def _reason(err: BaseException) -> str:
 
 
 def _in_cluster() -> ClusterAccess:
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+
     cfg = k8s_client.Configuration()
     try:
         k8s_config.load_incluster_config(client_configuration=cfg)
