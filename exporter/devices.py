@@ -449,7 +449,9 @@ def render_table(report: Report, names: Sequence[str], now: float) -> str:
     lines += ["Active faults:", *_align(faults)] if len(faults) > 1 else ["No active faults."]
     lines += [
         "",
-        "A node's chips are usable unless NODE-STATUS or SWITCH-STATUS is UnHealthy; - = not reported.",
+        "USABLE counts free chips: a chip a job is using is in no list (busy or not reported), so a",
+        "fully busy healthy node shows 0 and -. A node's chips are usable unless NODE-STATUS or",
+        "SWITCH-STATUS is UnHealthy. - = no chip listed, or status not reported (healthy).",
     ]
     return "\n".join(lines) + "\n"
 
