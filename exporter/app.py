@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -152,10 +153,11 @@ class Exporter:
             await site.start()
         except OSError as err:
             await self._runner_cleanup()
-            reason = os.strerror(err.errno) if err.errno else str(err)
+            reason = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror or str(err)
+            fix = "stop what uses it or choose" if err.errno == errno.EADDRINUSE else "choose"
             raise ListenError(
-                f"cannot listen on {self.config.listen_address}: {reason}; stop what uses it "
-                "or choose another address with --web.listen-address"
+                f"cannot listen on {self.config.listen_address}: {reason}; "
+                f"{fix} another address with --web.listen-address"
             ) from None
         self.port = self._runner.addresses[0][1]
 

@@ -63,7 +63,7 @@ async def run(config: DemoConfig, stop: asyncio.Event) -> None:
     try:
         await api.start()
     except OSError as err:
-        reason = os.strerror(err.errno) if err.errno else str(err)
+        reason = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror or str(err)
         raise DemoError(
             f"cannot listen on {config.api_address} for the simulated API: {reason}; "
             "choose another address with --api.listen-address"
@@ -130,7 +130,7 @@ def _write_kubeconfig(api: KubeApiTestServer, path: str) -> Path:
         return api.write_kubeconfig(Path(path))
     except OSError as err:
         raise DemoError(
-            f"cannot write the kubeconfig to {path}: {os.strerror(err.errno) if err.errno else err}; "
+            f"cannot write the kubeconfig to {path}: {err.strerror or err}; "
             "choose a writable path with --write-kubeconfig"
         ) from None
 

@@ -204,6 +204,13 @@ async def test_port_in_use_is_reported_before_any_watch(tmp_path: Path, busy_por
         assert api.request_log == []  # nothing was listed or watched
 
 
+def test_listen_address_not_on_this_machine(tmp_path: Path) -> None:
+    kubeconfig = kubeconfig_for(tmp_path / "kc.json")
+    # 192.0.2.0/24 is TEST-NET-1: documentation only, never a local address.
+    result = run_cli("--kubeconfig", str(kubeconfig), "--web.listen-address", "192.0.2.1:9847")
+    assert_user_error(result, "cannot listen on 192.0.2.1:9847: Cannot assign requested address")
+
+
 # --- demo ---------------------------------------------------------------------------------------
 
 
