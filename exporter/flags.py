@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -422,7 +421,3 @@ def demo_config(args: argparse.Namespace) -> DemoConfig:
         kubeconfig_out=args.kubeconfig_out,
         exporter=exporter_config(args),
     )
-
-
-def usage_line(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)

@@ -127,6 +127,9 @@ async def test_apply_create_replace_patch_delete(
     metadata = api.store.get("configmaps", "default", "site-notes")["metadata"]
     assert metadata["labels"] == {"team": "ops"} and metadata["annotations"]["note"] == "checked"
 
+    for dry_run in (("delete", "-f", str(first)), ("apply", "-f", str(first))):
+        code, _, err = await kubectl(*dry_run, "--dry-run=server", ok=False)
+        assert code == 1 and "dryRun is not supported" in err  # refused, not carried out
     _, out, _ = await kubectl("delete", "-f", str(first))
     assert 'configmap "site-notes" deleted' in out
     with pytest.raises(ApiError):

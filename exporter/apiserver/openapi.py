@@ -100,13 +100,10 @@ def _parameter(name: str, where: str, description: str) -> dict[str, Any]:
 _FIELD_VALIDATION = _parameter(
     "fieldValidation", "query", "Ignore, Warn or Strict: what to do with unknown fields in the request"
 )
-_DRY_RUN = _parameter("dryRun", "query", "not supported by this server")
 _FIELD_MANAGER = _parameter("fieldManager", "query", "name of the actor making the change")
 
 
-def _operation(
-    kind: str, verb: str, action: str, resource: str, body: dict[str, Any] | None
-) -> dict[str, Any]:
+def _operation(kind: str, verb: str, action: str, body: dict[str, Any] | None) -> dict[str, Any]:
     schema = _ref(f"{CORE}.{kind}")
     operation: dict[str, Any] = {
         "operationId": f"{verb}CoreV1Namespaced{kind}",
@@ -117,7 +114,7 @@ def _operation(
     }
     if body is not None:
         operation["requestBody"] = {"content": body, "required": True}
-        operation["parameters"] = [_DRY_RUN, _FIELD_MANAGER, _FIELD_VALIDATION]
+        operation["parameters"] = [_FIELD_MANAGER, _FIELD_VALIDATION]  # no dryRun: refused
     return operation
 
 
@@ -141,15 +138,15 @@ def document() -> dict[str, Any]:
         collection = f"/api/v1/namespaces/{{namespace}}/{info.name}"
         paths[collection] = {
             "parameters": [namespace],
-            "get": _operation(kind, "list", "list", info.name, None),
-            "post": _operation(kind, "create", "post", info.name, json_body),
+            "get": _operation(kind, "list", "list", None),
+            "post": _operation(kind, "create", "post", json_body),
         }
         paths[f"{collection}/{{name}}"] = {
             "parameters": [name_param, namespace],
-            "get": _operation(kind, "read", "get", info.name, None),
-            "put": _operation(kind, "replace", "put", info.name, json_body),
-            "patch": _operation(kind, "patch", "patch", info.name, patch_body),
-            "delete": _operation(kind, "delete", "delete", info.name, None),
+            "get": _operation(kind, "read", "get", None),
+            "put": _operation(kind, "replace", "put", json_body),
+            "patch": _operation(kind, "patch", "patch", patch_body),
+            "delete": _operation(kind, "delete", "delete", None),
         }
     return {
         "openapi": "3.0.0",

@@ -470,6 +470,7 @@ class KubeApiTestServer:
                 return await self._watch(request, resource, namespace)
             return self._list(request.query, resource, namespace)
         if request.method == "POST" and namespace is not None:
+            _refuse_dry_run(request)
             body = await _object_body(request, resource)
             created = self.store.create(resource, body, namespace=namespace)
             return _json_response(created, status=201)
@@ -481,6 +482,7 @@ class KubeApiTestServer:
         name = request.match_info["name"]
         if request.method == "GET":
             return _json_response(self.store.get(resource, namespace, name))
+        _refuse_dry_run(request)
         if request.method == "PUT":
             body = await _object_body(request, resource)
             metadata = body.get("metadata") if isinstance(body, dict) else None
@@ -508,6 +510,10 @@ class KubeApiTestServer:
             patched = self.store.patch(resource, namespace, name, patch, patch_type)
             return _json_response(patched)
         if request.method == "DELETE":
+            if request.can_read_body:  # DeleteOptions: kubectl sends dryRun here, not in the query
+                options = await _json_body(request)
+                if isinstance(options, dict) and options.get("dryRun"):
+                    _refuse_dry_run(request, forced=True)
             deleted = self.store.delete(resource, namespace, name)
             # The real apiserver answers an immediate delete of these types with a success Status.
             details = {"name": name, "kind": resource, "uid": deleted["metadata"]["uid"]}
@@ -669,6 +675,12 @@ async def _json_body(request: web.Request) -> Any:
         return orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"the body of the request was in an unknown format: {exc}") from None
+
+
+def _refuse_dry_run(request: web.Request, *, forced: bool = False) -> None:
+    """Writing what a client asked only to try would be worse than refusing it."""
+    if forced or request.query.get("dryRun"):
+        raise bad_request("dryRun is not supported by this API server: leave out --dry-run=server")
 
 
 async def _object_body(request: web.Request, resource: str) -> Any:
