@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +67,10 @@ class ExporterConfig:
     handlers: HandlerOptions = field(default_factory=HandlerOptions)
 
 
+class ListenError(Exception):
+    """The HTTP server cannot listen on the configured address (in use, not local, no permission)."""
+
+
 class Exporter:
     """The running exporter. `async with Exporter(...)` starts the watches and the HTTP server."""
 
@@ -78,8 +84,11 @@ class Exporter:
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._watching = False  # the server listens before the watches exist: not ready until then
 
     def not_ready(self) -> list[str]:
+        if not self._watching:
+            return ["watches not started"]
         return [f"{r.target.source}/{r.target.namespace}" for r in self.reflectors if r.blocks_readiness]
 
     def not_served(self) -> list[str]:
@@ -87,7 +96,12 @@ class Exporter:
         return [r.denial for r in self.reflectors if r.denial]
 
     async def __aenter__(self) -> Exporter:
-        await self._client.__aenter__()
+        await self._listen()  # first: a busy port fails before any watch starts
+        try:
+            await self._client.__aenter__()
+        except BaseException:
+            await self._runner_cleanup()
+            raise
         handlers: list[tuple[Source[Any], SourceHandler]] = []
         for source, target in self.config.sources.targets():
             handler = source.handler(source, target, self.store, self.metrics, self.config.handlers)
@@ -107,18 +121,8 @@ class Exporter:
             asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
         ]
         self._tasks.append(asyncio.create_task(self._freeze_after_sync(), name="gc freeze"))
-        web_config, path = self.config.web_config, self.config.telemetry_path
-        middlewares = server_middlewares(self.config.http, web_config, path)
-        app = build_app(self.store, self.metrics, self.not_ready, path, middlewares, self.not_served)
-        self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, **self.config.http.runner_kwargs()
-        )
-        await self._runner.setup()
-        host, port = parse_listen_address(self.config.listen_address)
-        ssl_context = web_config.ssl_context() if web_config is not None else None
-        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._watching = True
+        web_config = self.config.web_config
         event(
             log,
             logging.INFO,
@@ -137,9 +141,36 @@ class Exporter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._runner_cleanup()
+        await self._client.__aexit__()
+
+    async def _listen(self) -> None:
+        web_config, path = self.config.web_config, self.config.telemetry_path
+        middlewares = server_middlewares(self.config.http, web_config, path)
+        app = build_app(self.store, self.metrics, self.not_ready, path, middlewares, self.not_served)
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, **self.config.http.runner_kwargs()
+        )
+        await self._runner.setup()
+        host, port = parse_listen_address(self.config.listen_address)
+        ssl_context = web_config.ssl_context() if web_config is not None else None
+        site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ssl_context)
+        try:
+            await site.start()
+        except OSError as err:
+            await self._runner_cleanup()
+            reason = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror or str(err)
+            fix = "stop what uses it or choose" if err.errno == errno.EADDRINUSE else "choose"
+            raise ListenError(
+                f"cannot listen on {self.config.listen_address}: {reason}; "
+                f"{fix} another address with --web.listen-address"
+            ) from None
+        self.port = self._runner.addresses[0][1]
+
+    async def _runner_cleanup(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-        await self._client.__aexit__()
+            self._runner = None
 
     def _wire_history(self, handlers: list[tuple[Source[Any], SourceHandler]]) -> None:
         """Fault history for every watched source whose records describe chips."""

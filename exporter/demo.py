@@ -4,151 +4,137 @@ An in-process Kubernetes API server (the project's test server, real list/watch 
 127.0.0.1) holds what a simulated cluster's producers write — device plugin, its Events, NodeD,
 ClusterD's shards, Volcano — and the exporter watches it through a kubeconfig, exactly as it
 would watch a real cluster. Faults are raised, escalated and recovered as the demo runs.
+
+The flags are defined in `exporter.flags`, which turns them into a `DemoConfig`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
+import os
 import tempfile
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter import logs
 from exporter.apiserver import KubeApiTestServer
-from exporter.app import Exporter
-from exporter.cli import add_exporter_flags, exporter_config
+from exporter.app import Exporter, ExporterConfig
 from exporter.kube.config import load_cluster_access
 from exporter.logs import event
+from exporter.server import parse_listen_address
 from exporter.simulator import ClusterSimulator, FaultRates
-from exporter.webconfig import WebConfigError
 
 log = logging.getLogger("exporter.demo")
 
 DEMO_RATES = FaultRates()
+DEMO_LISTEN_ADDRESS = "127.0.0.1:9847"
+READY_TIMEOUT = 30.0
+# ClusterSimulator offers `failure`, not a completion signal: look this often whether it died.
+SIMULATOR_CHECK_INTERVAL = 0.5
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mindx-fault-exporter demo", description=__doc__.split("\n\n")[0])
-    demo = parser.add_argument_group("simulated cluster")
-    demo.add_argument("--nodes", type=int, default=30, help="simulated nodes (default %(default)s)")
-    demo.add_argument(
-        "--seed", type=int, default=1, help="random seed; the same seed replays the same faults"
-    )
-    demo.add_argument(
-        "--time-scale",
-        type=float,
-        default=60.0,
-        help="simulated seconds per real second (default %(default)s: an hour a minute)",
-    )
-    demo.add_argument(
-        "--fault-rate",
-        type=float,
-        default=DEMO_RATES.raise_per_node_hour,
-        help="chip faults raised per node and simulated hour (default %(default)s)",
-    )
-    demo.add_argument(
-        "--network-fault-rate",
-        type=float,
-        default=DEMO_RATES.network_per_node_hour,
-        help="network faults per node and simulated hour (default %(default)s)",
-    )
-    demo.add_argument(
-        "--switch-fault-rate",
-        type=float,
-        default=DEMO_RATES.switch_per_node_hour,
-        help="switch faults per A3 node and simulated hour (default %(default)s)",
-    )
-    demo.add_argument(
-        "--escalate-prob",
-        type=float,
-        default=DEMO_RATES.escalate_prob,
-        help="chance a fault escalates when reviewed (default %(default)s)",
-    )
-    demo.add_argument(
-        "--recover-prob",
-        type=float,
-        default=DEMO_RATES.recover_prob,
-        help="chance a fault recovers when reviewed (default %(default)s)",
-    )
-    demo.add_argument(
-        "--api.listen-address",
-        dest="api_address",
-        default="127.0.0.1:0",
-        help="address of the simulated Kubernetes API (default a free port on 127.0.0.1)",
-    )
-    demo.add_argument(
-        "--write-kubeconfig",
-        dest="kubeconfig_out",
-        default=None,
-        metavar="PATH",
-        help="also write the simulated API's kubeconfig here, for kubectl or a second exporter",
-    )
-    add_exporter_flags(parser)
-    parser.set_defaults(listen_address="127.0.0.1:9847")
-    return parser
+class DemoError(Exception):
+    """The demo cannot start for a reason the user can fix (printed as one line, exit status 2)."""
 
 
-def rates_from(args: argparse.Namespace) -> FaultRates:
-    return FaultRates(
-        raise_per_node_hour=args.fault_rate,
-        network_per_node_hour=args.network_fault_rate,
-        switch_per_node_hour=args.switch_fault_rate,
-        escalate_prob=args.escalate_prob,
-        recover_prob=args.recover_prob,
+class DemoFailed(Exception):
+    """The demo stopped on its own (printed as one line, exit status 1)."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    nodes: int = 30
+    seed: int = 1
+    time_scale: float = 60.0
+    rates: FaultRates = field(default_factory=FaultRates)
+    api_address: str = "127.0.0.1:0"
+    kubeconfig_out: str | None = None  # --write-kubeconfig
+    exporter: ExporterConfig = field(
+        default_factory=lambda: ExporterConfig(listen_address=DEMO_LISTEN_ADDRESS)
     )
 
 
-async def run(args: argparse.Namespace, stop: asyncio.Event) -> None:
-    host, _, port = args.api_address.rpartition(":")
-    async with KubeApiTestServer(
-        host=host or "127.0.0.1", port=int(port or 0), bookmark_interval=30.0
-    ) as api:
+async def run(config: DemoConfig, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set. Raises DemoError before anything serves, DemoFailed when the
+    simulated cluster dies."""
+    host, port = parse_listen_address(config.api_address)
+    api = KubeApiTestServer(host=host or "127.0.0.1", port=port, bookmark_interval=30.0)
+    try:
+        await api.start()
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror or str(err)
+        raise DemoError(
+            f"cannot listen on {config.api_address} for the simulated API: {reason}; "
+            "choose another address with --api.listen-address"
+        ) from None
+    try:
         simulator = ClusterSimulator(
-            api.store, nodes=args.nodes, seed=args.seed, rates=rates_from(args), time_scale=args.time_scale
+            api.store, nodes=config.nodes, seed=config.seed, rates=config.rates, time_scale=config.time_scale
         )
         simulator.populate()
         with tempfile.TemporaryDirectory(prefix="mindx-demo-") as workdir:
-            kubeconfig = api.write_kubeconfig(Path(args.kubeconfig_out or Path(workdir) / "kubeconfig"))
+            kubeconfig = _write_kubeconfig(api, config.kubeconfig_out or str(Path(workdir) / "kubeconfig"))
             access = load_cluster_access(str(kubeconfig))
-            async with simulator, Exporter(access, exporter_config(args)) as exporter:
-                await exporter.wait_ready(30)
-                scheme = "https" if exporter.config.web_config and exporter.config.web_config.tls else "http"
-                url = f"{scheme}://{_display_host(args.listen_address)}:{exporter.port}{args.telemetry_path}"
-                print(
-                    f"mindx-fault-exporter demo: {args.nodes} simulated nodes, seed {args.seed}", flush=True
-                )
-                print(f"  metrics:             {url}", flush=True)
-                print(f"  simulated API:       {api.url}  (kubeconfig {kubeconfig})", flush=True)
-                print("  stop with Ctrl-C", flush=True)
-                event(log, logging.INFO, "demo running", metrics=url, api=api.url, nodes=args.nodes)
-                await stop.wait()
+            async with Exporter(access, config.exporter) as exporter:
+                await simulator.start()
+                try:
+                    await _serve(config, api, kubeconfig, exporter, simulator, stop)
+                finally:
+                    # A failure was reported by _serve; stopping must not raise it a second time.
+                    with contextlib.suppress(Exception):
+                        await simulator.stop()
+    finally:
+        await api.stop()
+
+
+async def _serve(
+    config: DemoConfig,
+    api: KubeApiTestServer,
+    kubeconfig: Path,
+    exporter: Exporter,
+    simulator: ClusterSimulator,
+    stop: asyncio.Event,
+) -> None:
+    try:
+        await exporter.wait_ready(READY_TIMEOUT)
+    except TimeoutError:
+        raise DemoFailed(f"the exporter did not list the simulated API within {READY_TIMEOUT:g} s") from None
+    web = config.exporter
+    scheme = "https" if web.web_config and web.web_config.tls else "http"
+    url = f"{scheme}://{_display_host(web.listen_address)}:{exporter.port}{web.telemetry_path}"
+    print(f"mindx-fault-exporter demo: {config.nodes} simulated nodes, seed {config.seed}", flush=True)
+    print(f"  metrics:             {url}", flush=True)
+    print(f"  simulated API:       {api.url}  (kubeconfig {kubeconfig})", flush=True)
+    print("  stop with Ctrl-C", flush=True)
+    event(log, logging.INFO, "demo running", metrics=url, api=api.url, nodes=config.nodes)
+    await _until_stopped_or_failed(stop, simulator)
+
+
+async def _until_stopped_or_failed(stop: asyncio.Event, simulator: ClusterSimulator) -> None:
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while simulator.failure is None and not stopped.done():
+            await asyncio.wait([stopped], timeout=SIMULATOR_CHECK_INTERVAL)
+    finally:
+        stopped.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopped
+    failure = simulator.failure
+    if failure is not None and not stop.is_set():
+        raise DemoFailed(f"the simulated cluster stopped: {type(failure).__name__}: {failure}")
+
+
+def _write_kubeconfig(api: KubeApiTestServer, path: str) -> Path:
+    try:
+        return api.write_kubeconfig(Path(path))
+    except OSError as err:
+        raise DemoError(
+            f"cannot write the kubeconfig to {path}: {err.strerror or err}; "
+            "choose a writable path with --write-kubeconfig"
+        ) from None
 
 
 def _display_host(listen_address: str) -> str:
     host = listen_address.rpartition(":")[0].strip("[]")
     return host if host and host not in ("0.0.0.0", "::") else "127.0.0.1"
-
-
-def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(argv)
-    logs.setup(args.log_level)
-
-    async def guarded() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        await run(args, stop)
-
-    try:
-        asyncio.run(guarded())
-    except (OSError, WebConfigError) as err:
-        print(f"mindx-fault-exporter demo: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -449,7 +449,9 @@ def render_table(report: Report, names: Sequence[str], now: float) -> str:
     lines += ["Active faults:", *_align(faults)] if len(faults) > 1 else ["No active faults."]
     lines += [
         "",
-        "A node's chips are usable unless NODE-STATUS or SWITCH-STATUS is UnHealthy; - = not reported.",
+        "USABLE counts free chips: a chip a job is using is in no list (busy or not reported), so a",
+        "fully busy healthy node shows 0 and -. A node's chips are usable unless NODE-STATUS or",
+        "SWITCH-STATUS is UnHealthy. - = no chip listed, or status not reported (healthy).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -507,70 +509,8 @@ def report_json(
 # --- command line -----------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        allow_abbrev=False,
-        description="Which NPU chips of each node a job can use now (the vendor's available-devices "
-        "procedure), read once from the cluster or from a kubectl dump.",
-        epilog="Exit status: 0 every named node (or every node) has a usable chip; 1 otherwise or a "
-        "named node was not found; 2 error.",
-    )
-    parser.add_argument(
-        "--kubeconfig", default=None, help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, in-cluster)"
-    )
-    parser.add_argument("--context", default=None, help="kubeconfig context to use")
-    parser.add_argument(
-        "--from-file",
-        metavar="PATH",
-        default=None,
-        help="read `kubectl get configmaps,events -A -o json` output instead of the cluster ('-' = stdin)",
-    )
-    parser.add_argument(
-        "--source",
-        choices=["auto", CLUSTERD, DEVICE_PLUGIN],
-        default="auto",
-        help="clusterd: ClusterD's views; device-plugin: device plugin + NodeD; auto (default): "
-        "clusterd when ClusterD objects exist",
-    )
-    parser.add_argument(
-        "--node",
-        dest="nodes",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="only this node (repeatable)",
-    )
-    parser.add_argument("--output", "-o", choices=["table", "json"], default="table", help="output format")
-    parser.add_argument(
-        "--now",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="unix time the fault ages are measured from",
-    )
-    parser.add_argument(
-        "--kube.page-size",
-        dest="page_size",
-        type=int,
-        default=500,
-        metavar="N",
-        help="objects per LIST page (default 500)",
-    )
-    for name in USED_SOURCES:
-        spec = SOURCES_BY_NAME[name]
-        parser.add_argument(
-            f"--source.{name}.namespace",
-            dest=f"namespace:{name}",
-            default=spec.namespace,
-            metavar="NAMESPACE",
-            help=f"namespace of {spec.description} (default %(default)s)",
-        )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(args: argparse.Namespace) -> int:
+    """Run with the flags `exporter.flags.add_devices_flags` defines."""
     namespaces = {name: vars(args)[f"namespace:{name}"] for name in USED_SOURCES}
     now = time.time() if args.now is None else args.now
     try:

@@ -135,7 +135,7 @@ async def test_create_get_update_patch_delete(http: aiohttp.ClientSession) -> No
 async def test_unknown_resource_and_bad_body(http: aiohttp.ClientSession) -> None:
     async with http.get("/api/v1/namespaces/default/secrets") as response:
         assert response.status == 404 and (await response.json())["kind"] == "Status"
-    async with http.post(CM, data=b"{not json") as response:
+    async with http.post(CM, data=b"{not json", headers={"Content-Type": "application/json"}) as response:
         assert response.status == 400 and (await response.json())["reason"] == "BadRequest"
     async with http.post(CM, json={"metadata": {"name": "a"}, "data": {"k": 1}}) as response:
         assert response.status == 400 and "data" in (await response.json())["message"]

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import openapi
 from .store import RESOURCES, ApiServerStatusError, Obj, Store, StoredObject, Watch, WatchEvent, bad_request
 
 __all__ = ["KubeApiTestServer"]
@@ -51,6 +52,8 @@ _PATCH_TYPES = {
     "application/strategic-merge-patch+json": "strategic",
     "application/json-patch+json": "json",
 }
+
+_OBJECT_TYPES = ("application/json",)  # bodies of POST and PUT
 
 _VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
@@ -323,6 +326,8 @@ class KubeApiTestServer:
         router.add_get("/version", self._version)
         router.add_get("/api", self._api_versions)
         router.add_get("/apis", self._api_groups)
+        router.add_get("/openapi/v3", self._openapi_paths)
+        router.add_get("/openapi/v3/api/v1", self._openapi_core)
         router.add_get("/api/v1", self._api_resources)
         router.add_get("/api/v1/namespaces", self._list_namespaces)
         router.add_get("/api/v1/namespaces/{namespace}", self._get_namespace)
@@ -439,6 +444,17 @@ class KubeApiTestServer:
     async def _api_groups(self, request: web.Request) -> web.Response:
         return _json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
 
+    async def _openapi_paths(self, request: web.Request) -> web.Response:
+        """OpenAPI v3 discovery. kubectl's `apply`/`create`/`replace -f` fetch it to learn that the
+        server validates fields itself (`fieldValidation`); without it they stop with "failed to
+        download openapi"."""
+        return _json_response(
+            {"paths": {"api/v1": {"serverRelativeURL": f"/openapi/v3/api/v1?hash={openapi.HASH}"}}}
+        )
+
+    async def _openapi_core(self, request: web.Request) -> web.Response:
+        return web.Response(body=openapi.BODY, content_type="application/json")
+
     async def _api_resources(self, request: web.Request) -> web.Response:
         resources: list[Obj] = [
             {
@@ -501,7 +517,9 @@ class KubeApiTestServer:
                 return await self._watch(request, resource, namespace)
             return self._list(request.query, resource, namespace)
         if request.method == "POST" and namespace is not None:
-            created = self.store.create(resource, await _json_body(request), namespace=namespace)
+            _refuse_dry_run(request)
+            body = await _object_body(request, resource)
+            created = self.store.create(resource, body, namespace=namespace)
             return _json_response(created, status=201)
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
 
@@ -511,8 +529,9 @@ class KubeApiTestServer:
         name = request.match_info["name"]
         if request.method == "GET":
             return _json_response(self.store.get(resource, namespace, name))
+        _refuse_dry_run(request)
         if request.method == "PUT":
-            body = await _json_body(request)
+            body = await _object_body(request, resource)
             metadata = body.get("metadata") if isinstance(body, dict) else None
             if isinstance(metadata, dict) and metadata.setdefault("name", name) != name:
                 raise bad_request(
@@ -522,15 +541,26 @@ class KubeApiTestServer:
         if request.method == "PATCH":
             patch_type = _PATCH_TYPES.get(request.content_type)
             if patch_type is None:
+                hint = (
+                    "; server-side apply is not supported: use client-side `kubectl apply` (the default)"
+                    if request.content_type == "application/apply-patch+yaml"
+                    else ""
+                )
                 raise ApiServerStatusError(
                     415,
                     "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - "
-                    f"accepted media types include: {', '.join(_PATCH_TYPES)}",
+                    f"the body of the request was in an unknown format ({request.content_type}) - "
+                    f"accepted media types include: {', '.join(_PATCH_TYPES)}{hint}",
                 )
-            patched = self.store.patch(resource, namespace, name, await _json_body(request), patch_type)
+            patch = await _json_body(request)
+            _check_fields(request, resource, _patched_fields(patch, patch_type))
+            patched = self.store.patch(resource, namespace, name, patch, patch_type)
             return _json_response(patched)
         if request.method == "DELETE":
+            if request.can_read_body:  # DeleteOptions: kubectl sends dryRun here, not in the query
+                options = await _json_body(request)
+                if isinstance(options, dict) and options.get("dryRun"):
+                    _refuse_dry_run(request, forced=True)
             deleted = self.store.delete(resource, namespace, name)
             # The real apiserver answers an immediate delete of these types with a success Status.
             details = {"name": name, "kind": resource, "uid": deleted["metadata"]["uid"]}
@@ -695,6 +725,69 @@ async def _json_body(request: web.Request) -> Any:
         return orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"the body of the request was in an unknown format: {exc}") from None
+
+
+def _refuse_dry_run(request: web.Request, *, forced: bool = False) -> None:
+    """Writing what a client asked only to try would be worse than refusing it."""
+    if forced or request.query.get("dryRun"):
+        raise bad_request("dryRun is not supported by this API server: leave out --dry-run=server")
+
+
+async def _object_body(request: web.Request, resource: str) -> Any:
+    """The object of a POST or PUT: JSON only (kubectl sends JSON for `-f` manifests)."""
+    # No Content-Type, or `*/*` (the official Python client's), is read as JSON.
+    declared = request.headers.get("Content-Type", "*/*").strip()
+    if declared != "*/*" and request.content_type not in _OBJECT_TYPES:
+        hint = (
+            "; this server reads JSON only: for `kubectl create configmap` add `--dry-run=client -o json"
+            " | kubectl create -f -`"
+            if "protobuf" in request.content_type
+            else ""
+        )
+        raise ApiServerStatusError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format ({request.content_type}) - "
+            f"accepted media types include: {', '.join(_OBJECT_TYPES)}{hint}",
+        )
+    body = await _json_body(request)
+    if isinstance(body, dict):
+        _check_fields(request, resource, [[key] for key in body] + _metadata_fields(body.get("metadata")))
+    return body
+
+
+def _metadata_fields(metadata: Any) -> list[list[str]]:
+    return [["metadata", key] for key in metadata] if isinstance(metadata, dict) else []
+
+
+def _patched_fields(patch: Any, patch_type: str) -> list[list[str]]:
+    """The top-level and metadata field names a patch writes."""
+    if patch_type == "json":
+        ops = patch if isinstance(patch, list) else []
+        paths = [op.get("path") for op in ops if isinstance(op, dict) and op.get("op") in ("add", "replace")]
+        return [p.lstrip("/").split("/")[:2] for p in paths if isinstance(p, str) and p.strip("/")]
+    if not isinstance(patch, dict):
+        return []
+    return [[key] for key in patch] + _metadata_fields(patch.get("metadata"))
+
+
+def _check_fields(request: web.Request, resource: str, fields: list[list[str]]) -> None:
+    """`fieldValidation=Strict` (what kubectl sends by default, the OpenAPI document announcing it)
+    refuses unknown top-level and metadata fields, as the real apiserver refuses unknown fields."""
+    if request.query.get("fieldValidation", "").lower() != "strict":
+        return
+    kind = RESOURCES[resource].kind
+    known = {(): openapi.FIELDS[kind], ("metadata",): openapi.FIELDS["ObjectMeta"]}
+    unknown = [
+        ".".join(path)
+        for path in fields
+        if not path[-1].startswith("$") and path[-1] not in known.get(tuple(path[:-1]), {path[-1]})
+    ]
+    if unknown:
+        raise bad_request(
+            f'{kind} in version "v1" cannot be handled as a {kind}: strict decoding error: '
+            + ", ".join(f'unknown field "{field}"' for field in unknown)
+        )
 
 
 def _flag(query: Mapping[str, str], name: str) -> bool:

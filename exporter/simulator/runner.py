@@ -218,6 +218,14 @@ class ClusterSimulator:
     def running(self) -> bool:
         return any(not task.done() for task in self._tasks)
 
+    @property
+    def failure(self) -> BaseException | None:
+        """Why a service task ended, if one did: they run until `stop()`, so any end is a failure."""
+        for task in self._tasks:
+            if task.done() and not task.cancelled():
+                return task.exception() or RuntimeError(f"{task.get_name()} ended")
+        return None
+
     async def start(self) -> None:
         if self._tasks:
             raise RuntimeError("simulator already started")
