@@ -79,6 +79,8 @@ class Exporter:
         self.config = config
         self.store = MetricsStore(ALL_FAMILIES)
         self.metrics = ExporterMetrics()
+        shard = config.handlers.shard
+        self.metrics.set_shard(shard.ordinal, shard.total)
         self.reflectors: list[Reflector] = []
         self._client = KubeClient(access)
         self._tasks: list[asyncio.Task[None]] = []

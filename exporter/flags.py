@@ -15,10 +15,13 @@ from typing import NoReturn
 from exporter import __version__, devices
 from exporter.app import DEFAULT_LISTEN_ADDRESS, ExporterConfig, SourceSelection
 from exporter.demo import DEMO_LISTEN_ADDRESS, DEMO_RATES, DemoConfig
+from exporter.handlers.base import HandlerOptions
 from exporter.kube.reflector import ReflectorOptions
 from exporter.registry import SOURCES, SOURCES_BY_NAME
 from exporter.server import parse_listen_address
+from exporter.sharding import Shard
 from exporter.simulator import FaultRates
+from exporter.sources.limits import Limits
 from exporter.webconfig import load_web_config
 
 PROG = "mindx-fault-exporter"
@@ -171,6 +174,54 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
         type=_SECONDS,
         default=60.0,
         help="abort and retry a LIST page that has not finished in this many seconds (default %(default)s)",
+    )
+    kube.add_argument(
+        "--kube.denied-grace",
+        dest="denied_grace",
+        type=_SECONDS,
+        default=60.0,
+        help="a source refused with 403/404 for this many seconds stops holding back readiness "
+        "(default %(default)s)",
+    )
+    limits = parser.add_argument_group("per-object limits (what goes over is cut off, reason=limit)")
+    defaults = Limits()
+    for name, what in (
+        ("chips_per_node", "chip names per node"),
+        ("resources_per_node", "resource names per node"),
+        ("fault_entries_per_chip", "fault entries per chip"),
+        ("codes_per_entry", "fault codes per fault entry or NodeD device"),
+        ("devices_per_node", "NodeD fault devices per node"),
+    ):
+        limits.add_argument(
+            f"--limits.{name.replace('_', '-')}",
+            dest=f"limit:{name}",
+            type=_int_at_least(1, 1_000_000),
+            default=getattr(defaults, name),
+            metavar="N",
+            help=f"{what} (default %(default)s)",
+        )
+    series = parser.add_argument_group("series")
+    series.add_argument(
+        "--counters.idle-timeout",
+        dest="counter_idle_seconds",
+        type=_number(0.0, 365 * 86400.0),
+        default=HandlerOptions().counter_idle_seconds,
+        metavar="SECONDS",
+        help="drop a node's fault-Event counters after this long without a new Event; 0 keeps them "
+        "(default %(default)s)",
+    )
+    shards = parser.add_argument_group("sharding (each shard serves its part of the series)")
+    shards.add_argument(
+        "--shard",
+        type=_int_at_least(0, 9_999),
+        default=0,
+        help="this process's shard, 0 to --total-shards minus 1 (default %(default)s)",
+    )
+    shards.add_argument(
+        "--total-shards",
+        type=_int_at_least(1, 10_000),
+        default=1,
+        help="number of shards; 1 serves everything (default %(default)s)",
     )
     sources = parser.add_argument_group("sources")
     for spec in SOURCES:
@@ -381,6 +432,11 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
 def exporter_config(args: argparse.Namespace) -> ExporterConfig:
     """Raises `WebConfigError` for an unusable `--web.config.file` (one line, no secret)."""
     values = vars(args)
+    if args.shard >= args.total_shards:
+        raise UsageError(
+            f"--shard {args.shard} is not below --total-shards {args.total_shards}: "
+            "shards are numbered 0 to --total-shards minus 1"
+        )
     selection = SourceSelection(
         enabled={spec.name: values[f"enabled:{spec.name}"] for spec in SOURCES},
         namespaces={spec.name: values[f"namespace:{spec.name}"] for spec in SOURCES},
@@ -395,6 +451,12 @@ def exporter_config(args: argparse.Namespace) -> ExporterConfig:
             watch_timeout=args.watch_timeout,
             stall_timeout=args.stall_timeout,
             list_timeout=args.list_timeout,
+            denied_grace=args.denied_grace,
+        ),
+        handlers=HandlerOptions(
+            limits=Limits(**{field: values[f"limit:{field}"] for field in Limits.__slots__}),
+            counter_idle_seconds=args.counter_idle_seconds,
+            shard=Shard(args.shard, args.total_shards),
         ),
     )
 

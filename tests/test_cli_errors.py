@@ -159,10 +159,17 @@ def test_listen_address_without_colon() -> None:
         ("--kube.watch-timeout", "-5", "above 0"),
         ("--kube.list-timeout", "inf", "above 0"),
         ("--web.telemetry-path", "metrics", "starting with /"),
+        ("--limits.chips-per-node", "0", "from 1 to 1000000"),
+        ("--counters.idle-timeout", "-1", "from 0"),
+        ("--total-shards", "0", "from 1 to 10000"),
     ],
 )
 def test_exporter_flag_ranges(flag: str, value: str, expected: str) -> None:
     assert_user_error(run_cli(flag, value), flag, expected)
+
+
+def test_shard_must_be_below_total_shards() -> None:
+    assert_user_error(run_cli("--shard", "3", "--total-shards", "3"), "--shard 3", "--total-shards 3", "0 to")
 
 
 def test_bad_web_config(tmp_path: Path) -> None:

@@ -81,6 +81,17 @@ class ExporterMetrics:
             ["source", "reason"],
             registry=r,
         )
+        self.shard_ordinal = Gauge(
+            "mindx_exporter_shard_ordinal",
+            "This process's shard (--shard), 0-based.",
+            registry=r,
+        )
+        self.total_shards = Gauge(
+            "mindx_exporter_total_shards",
+            "Number of shards the series are split into (--total-shards); 1 when not sharded.",
+            registry=r,
+        )
+        self.total_shards.set(1)
         self.render_seconds = Histogram(
             "mindx_exporter_scrape_render_seconds",
             "Time to produce a /metrics body.",
@@ -101,6 +112,11 @@ class ExporterMetrics:
 
     def watch_error(self, target: WatchTarget, reason: str) -> None:
         self.watch_errors.labels(target.source, target.namespace, reason).inc()
+        self._changed()
+
+    def set_shard(self, ordinal: int, total: int) -> None:
+        self.shard_ordinal.set(ordinal)
+        self.total_shards.set(total)
         self._changed()
 
     # --- sources ----------------------------------------------------------------------------
