@@ -58,12 +58,18 @@ def buildah(*args: str, timeout: float = 120) -> str:
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The ID of the image built from this checkout (its name may be retagged by another build)."""
+    iidfile = tmp_path_factory.mktemp("image") / "iid"
     proc = subprocess.run(
-        [str(IMAGE_DIR / "build.sh")], capture_output=True, text=True, timeout=480, cwd=ROOT
+        [str(IMAGE_DIR / "build.sh"), "--iidfile", str(iidfile)],
+        capture_output=True,
+        text=True,
+        timeout=480,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, f"deploy/image/build.sh failed:\n{proc.stderr}"
-    return proc.stdout.split()[-1]
+    return iidfile.read_text().strip()
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +189,8 @@ def test_image_serves_chip_series_as_non_root(container: str, image_config: dict
         while scrape(demo_port) is None:
             assert demo.proc.poll() is None and time.monotonic() < deadline, demo.output()
             time.sleep(0.2)
+        # Readable by the image's user whatever the umask (the demo's kubeconfig holds no secret).
+        kubeconfig.chmod(0o644)
         # The image's own entrypoint, run as the image's configured user (no --user here), its
         # network the host's (chroot isolation): the kubeconfig's 127.0.0.1 API is reachable.
         exporter = Started(

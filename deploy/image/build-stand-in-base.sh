@@ -26,6 +26,7 @@ source "$(dirname "$0")/common.sh"
 command -v buildah >/dev/null || fail "buildah not found: install it (apt-get install buildah)"
 command -v debootstrap >/dev/null || fail "debootstrap not found: install it (apt-get install debootstrap)"
 
+lock_cache
 base="$(dockerfile_base)"
 [[ $base != *@* ]] || fail "the Dockerfile pins its base by digest ($base); a stand-in cannot have that digest: build with the real base image (docker build)"
 if [[ ! $base =~ ^python:(3\.[0-9]+)(\.[0-9]+)?-slim-([a-z]+)$ ]]; then

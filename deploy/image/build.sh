@@ -7,20 +7,31 @@
 # and the host's http(s) package indexes, if pip on the host is configured with any: both are
 # bind-mounted for the RUN steps only, so nothing of the host ends up in the image.
 #
-# Usage: deploy/image/build.sh [--sizes]
+# Usage: deploy/image/build.sh [--sizes] [--iidfile PATH]
 #   prints the image name (localhost/mindx-fault-exporter:<version>) on its last line; --sizes
-#   also prints the image's and the base's size, unpacked and as pushed (gzip layers).
+#   also prints the image's and the base's size, unpacked and as pushed (gzip layers); --iidfile
+#   writes the image ID to PATH (the name may be retagged by a later build, the ID stays).
 # The image lives in the store of common.sh: run it with
 #   buildah --storage-driver vfs --root "$MINDX_IMAGE_STORE/root" --runroot "$MINDX_IMAGE_STORE/run" ...
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 sizes=false
-case "${1:-}" in
-  "") ;;
-  --sizes) sizes=true ;;
-  *) fail "unknown argument $1: the only option is --sizes" ;;
-esac
+iidfile=""
+while (($#)); do
+  case "$1" in
+    --sizes) sizes=true ;;
+    --iidfile)
+      [[ $# -ge 2 ]] || fail "--iidfile needs a file name: --iidfile PATH"
+      iidfile="$2"
+      shift
+      ;;
+    *) fail "unknown argument $1: the options are --sizes and --iidfile PATH" ;;
+  esac
+  shift
+done
+command -v buildah >/dev/null || fail "buildah not found: install it (apt-get install buildah)"
+lock_cache
 
 base="$("$(dirname "$0")/build-stand-in-base.sh")"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$REPO_ROOT/pyproject.toml" | head -1)"
@@ -47,9 +58,11 @@ mounts=(--volume "$work/pip.conf:/etc/pip.conf:ro")
 host_ca=/etc/ssl/certs/ca-certificates.crt
 if [[ -s $host_ca ]]; then mounts+=(--volume "$host_ca:/etc/ssl/certs/ca-certificates.crt:ro"); fi
 
+iid=()
+if [[ -n $iidfile ]]; then iid=(--iidfile "$iidfile"); fi
 echo "building $image on $base" >&2
 bh bud --quiet --isolation chroot --pull=never "${mounts[@]}" \
-  --build-arg "VERSION=$version" --tag "$image" --file "$REPO_ROOT/Dockerfile" "$REPO_ROOT" >/dev/null
+  "${iid[@]}" --build-arg "VERSION=$version" --tag "$image" --file "$REPO_ROOT/Dockerfile" "$REPO_ROOT" >/dev/null
 bh rmi --prune >/dev/null 2>&1 || true # the previous build's image, untagged by this one
 
 if $sizes; then

@@ -24,6 +24,17 @@ bh() {
   "${BUILDAH[@]}" "$@"
 }
 
+# One build at a time per cache (several checkouts of the project may build at once): the first
+# script to take the lock holds it for the scripts it runs.
+lock_cache() {
+  if [[ -z ${MINDX_IMAGE_LOCK_HELD:-} ]]; then
+    mkdir -p "$MINDX_IMAGE_CACHE"
+    exec 9>"$MINDX_IMAGE_CACHE/lock"
+    flock 9
+    export MINDX_IMAGE_LOCK_HELD=1
+  fi
+}
+
 # The final stage's base image, exactly as the Dockerfile names it (the last FROM line).
 dockerfile_base() {
   awk 'toupper($1) == "FROM" { base = $2 } END { print base }' "$REPO_ROOT/Dockerfile"
