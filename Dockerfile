@@ -5,7 +5,7 @@
 
 # Builder: install the package and its dependencies (binary wheels exist for both architectures,
 # so no compiler is needed) into a virtual environment that the final stage copies whole.
-FROM python:3.12-slim-bookworm AS builder
+FROM python:3.11-slim-bookworm AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1
 RUN python3 -m venv /opt/venv
@@ -20,7 +20,7 @@ RUN python3 -m pip install --no-cache-dir . \
 
 # Final stage: the Python runtime and the installed environment only: no compiler, no pip cache,
 # no sources or tests.
-FROM python:3.12-slim-bookworm
+FROM python:3.11-slim-bookworm
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="mindx-fault-exporter" \
       org.opencontainers.image.description="Prometheus exporter for Huawei MindX DL fault information (Ascend NPU clusters on Kubernetes)" \

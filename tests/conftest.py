@@ -74,3 +74,12 @@ async def start_exporter(api: KubeApiTestServer, tmp_path: Path) -> AsyncIterato
             return RunningExporter(exporter, session)
 
         yield start
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "image: builds and runs the container image (minutes); runs last")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The slow image build last, so every quick failure shows first. sort() is stable.
+    items.sort(key=lambda item: item.get_closest_marker("image") is not None)
