@@ -9,23 +9,26 @@ import gc
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
 
+from exporter.autoshard import StatefulSetPod, follow_replicas, get_replicas
 from exporter.handlers.base import HandlerOptions, SourceHandler
 from exporter.handlers.history import FaultHistory
 from exporter.handlers.joins import JoinState
 from exporter.httpserver import HttpLimits, server_middlewares
 from exporter.kube.client import KubeClient
 from exporter.kube.config import ClusterAccess
+from exporter.kube.errors import KubeError
 from exporter.kube.reflector import Reflector, ReflectorOptions, WatchTarget
 from exporter.logs import event
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.registry import ALL_FAMILIES, SOURCES, joins_of, watch_target
 from exporter.server import build_app, parse_listen_address
+from exporter.sharding import Shard
 from exporter.sources.base import Source
 from exporter.webconfig import WebConfig
 
@@ -65,6 +68,37 @@ class ExporterConfig:
     web_config: WebConfig | None = None  # --web.config.file: TLS and basic auth
     http: HttpLimits = field(default_factory=HttpLimits)
     handlers: HandlerOptions = field(default_factory=HandlerOptions)
+    # Automatic sharding (--pod/--pod-namespace): the shard and the number of shards come from
+    # this StatefulSet pod's ordinal and its StatefulSet's replicas, and follow scaling.
+    autoshard: StatefulSetPod | None = None
+
+
+@dataclass
+class _Pipeline:
+    """What one shard setting runs: the store it writes, its reflectors, the objects that write
+    into the store, and the tasks to stop."""
+
+    store: MetricsStore
+    reflectors: list[Reflector]
+    writers: list[SourceHandler | JoinState | FaultHistory]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def retarget(self, store: MetricsStore) -> None:
+        """Write into `store` from now on (after it adopted this pipeline's blocks)."""
+        self.store = store
+        for writer in self.writers:
+            writer.store = store
+
+
+class AutoshardError(Exception):
+    """Automatic sharding cannot read the pod's StatefulSet at start."""
 
 
 class ListenError(Exception):
@@ -81,12 +115,17 @@ class Exporter:
         self.metrics = ExporterMetrics()
         shard = config.handlers.shard
         self.metrics.set_shard(shard.ordinal, shard.total)
-        self.reflectors: list[Reflector] = []
+        self._options = config.handlers
+        self._pipeline = _Pipeline(self.store, [], [], [])
         self._client = KubeClient(access)
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._watching = False  # the server listens before the watches exist: not ready until then
+
+    @property
+    def reflectors(self) -> list[Reflector]:
+        return self._pipeline.reflectors
 
     def not_ready(self) -> list[str]:
         if not self._watching:
@@ -104,24 +143,14 @@ class Exporter:
         except BaseException:
             await self._runner_cleanup()
             raise
-        handlers: list[tuple[Source[Any], SourceHandler]] = []
-        for source, target in self.config.sources.targets():
-            handler = source.handler(source, target, self.store, self.metrics, self.config.handlers)
-            handlers.append((source, handler))
-            self.metrics.register_target(target)
-            self.reflectors.append(
-                Reflector(self._client, target, handler, self.metrics, self.config.reflector)
-            )
-            tick = getattr(handler, "tick", None)
-            if tick is not None:
-                self._tasks.append(
-                    asyncio.create_task(_every(TICK_INTERVAL, tick), name=f"tick {source.name}")
-                )
-        self._wire_joins(handlers)
-        self._wire_history(handlers)
-        self._tasks += [
-            asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in self.reflectors
-        ]
+        if self.config.autoshard is not None:
+            try:
+                await self._start_autoshard(self.config.autoshard)
+            except BaseException:
+                await self._runner_cleanup()
+                await self._client.__aexit__()
+                raise
+        self._pipeline = self._start_pipeline(self.store, self._options, register=True)
         self._tasks.append(asyncio.create_task(self._freeze_after_sync(), name="gc freeze"))
         self._watching = True
         web_config = self.config.web_config
@@ -138,6 +167,7 @@ class Exporter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self._pipeline.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -174,26 +204,114 @@ class Exporter:
             await self._runner.cleanup()
             self._runner = None
 
-    def _wire_history(self, handlers: list[tuple[Source[Any], SourceHandler]]) -> None:
+    def _start_pipeline(self, store: MetricsStore, options: HandlerOptions, register: bool) -> _Pipeline:
+        """One reflector and handler per enabled source, their joins and fault history, writing
+        into `store` with `options` (its shard among them), started."""
+        pipeline = _Pipeline(store, [], [], [])
+        handlers: list[tuple[Source[Any], SourceHandler]] = []
+        for source, target in self.config.sources.targets():
+            handler = source.handler(source, target, store, self.metrics, options)
+            handlers.append((source, handler))
+            pipeline.writers.append(handler)
+            if register:
+                self.metrics.register_target(target)
+            pipeline.reflectors.append(
+                Reflector(self._client, target, handler, self.metrics, self.config.reflector)
+            )
+            tick = getattr(handler, "tick", None)
+            if tick is not None:
+                pipeline.tasks.append(
+                    asyncio.create_task(_every(TICK_INTERVAL, tick), name=f"tick {source.name}")
+                )
+        pipeline.writers += self._wire_joins(handlers, store, options)
+        pipeline.writers += self._wire_history(handlers, store, options)
+        pipeline.tasks += [
+            asyncio.create_task(r.run(), name=f"reflector {r.target.source}") for r in pipeline.reflectors
+        ]
+        return pipeline
+
+    def _wire_history(
+        self, handlers: list[tuple[Source[Any], SourceHandler]], store: MetricsStore, options: HandlerOptions
+    ) -> list[FaultHistory]:
         """Fault history for every watched source whose records describe chips."""
+        histories = []
         for source, handler in handlers:
             if source.chip_views is not None:
-                history = FaultHistory(source.name, self.store, self.config.handlers.shard)
+                history = FaultHistory(source.name, store, options.shard)
                 handler.listen(history.listener(source.chip_views))
+                histories.append(history)
+        return histories
 
-    def _wire_joins(self, handlers: list[tuple[Source[Any], SourceHandler]]) -> None:
+    def _wire_joins(
+        self, handlers: list[tuple[Source[Any], SourceHandler]], store: MetricsStore, options: HandlerOptions
+    ) -> list[JoinState]:
         """Every join the watched sources feed, unless a watched source computes it itself (the
         sources' `feeds` and `supersedes` declarations)."""
         watched = tuple(source for source, _ in handlers)
         superseded = {join.name for source in watched for join in source.supersedes}
+        states = []
         for join in joins_of(watched):
             if join.name in superseded:
                 continue
-            state = JoinState(join, self.store, self.config.handlers.shard)
+            state = JoinState(join, store, options.shard)
+            states.append(state)
             for source, handler in handlers:
                 for feed in source.feeds:
                     if feed.join.name == join.name:
                         handler.listen(state.listener(feed))
+        return states
+
+    # --- automatic sharding -------------------------------------------------------------------
+
+    async def _start_autoshard(self, pod: StatefulSetPod) -> None:
+        """Shard `pod.ordinal` of the StatefulSet's replicas, followed as it is scaled."""
+        try:
+            replicas, version = await get_replicas(self._client, pod)
+        except (KubeError, ValueError) as err:
+            raise AutoshardError(
+                f"cannot read statefulset {pod.namespace}/{pod.statefulset} for automatic sharding: {err}; "
+                "grant get and watch on it (deploy/kubernetes/overlays/sharded) or use --shard/--total-shards"
+            ) from None
+        self._options = replace(self._options, shard=self._shard_of(pod, replicas))
+        self.metrics.set_shard(self._options.shard.ordinal, self._options.shard.total)
+        self._tasks.append(
+            asyncio.create_task(
+                follow_replicas(self._client, pod, replicas, version, self._rescale), name="statefulset watch"
+            )
+        )
+
+    def _shard_of(self, pod: StatefulSetPod, replicas: int) -> Shard:
+        if pod.ordinal < replicas:
+            return Shard(pod.ordinal, replicas)
+        # Scaled below this pod: it is about to be deleted; keep serving its part until then.
+        return self._options.shard
+
+    async def _rescale(self, replicas: int) -> None:
+        pod = self.config.autoshard
+        assert pod is not None
+        shard = self._shard_of(pod, replicas)
+        if shard != self._options.shard:
+            await self.reshard(shard)
+
+    async def reshard(self, shard: Shard) -> None:
+        """Serve `shard` from now on: a second pipeline lists everything and renders the new part
+        into a store of its own while the old one keeps serving; once every source has listed, the
+        new blocks replace the old ones in one step and the old pipeline stops."""
+        event(log, logging.INFO, "re-sharding", shard=shard.ordinal, total_shards=shard.total)
+        options = replace(self._options, shard=shard)
+        staging = MetricsStore(ALL_FAMILIES)
+        new = self._start_pipeline(staging, options, register=False)
+        try:
+            await asyncio.gather(*(r.settled.wait() for r in new.reflectors))
+        except BaseException:
+            await new.stop()
+            raise
+        old, self._pipeline, self._options = self._pipeline, new, options
+        await old.stop()
+        self.store.adopt(staging)
+        new.retarget(self.store)
+        self.metrics.set_shard(shard.ordinal, shard.total)
+        event(log, logging.INFO, "re-sharded", shard=shard.ordinal, total_shards=shard.total)
 
     async def _freeze_after_sync(self) -> None:
         """Move everything the first lists built out of the garbage collector's reach: at 10,000

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from exporter import demo, devices, logs
-from exporter.app import Exporter, ListenError
+from exporter.app import AutoshardError, Exporter, ListenError
 from exporter.flags import DEMO, DEVICES, PROG, UsageError, build_parser, demo_config, exporter_config, parse
 from exporter.kube.config import KubeConfigError, load_cluster_access
 from exporter.webconfig import WebConfigError
@@ -23,7 +23,7 @@ from exporter.webconfig import WebConfigError
 __all__ = ["build_parser", "exporter_config", "main", "until_signalled"]
 
 # Errors the user can fix (a flag, a file, a busy port): one line, exit status 2.
-USER_ERRORS = (UsageError, KubeConfigError, WebConfigError, ListenError, demo.DemoError)
+USER_ERRORS = (UsageError, KubeConfigError, WebConfigError, ListenError, AutoshardError, demo.DemoError)
 
 
 async def until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from exporter import __version__, devices
 from exporter.app import DEFAULT_LISTEN_ADDRESS, ExporterConfig, SourceSelection
+from exporter.autoshard import PodNameError, statefulset_pod
 from exporter.demo import DEMO_LISTEN_ADDRESS, DEMO_RATES, DemoConfig
 from exporter.handlers.base import HandlerOptions
 from exporter.kube.reflector import ReflectorOptions
@@ -222,6 +223,19 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
         type=_int_at_least(1, 10_000),
         default=1,
         help="number of shards; 1 serves everything (default %(default)s)",
+    )
+    shards.add_argument(
+        "--pod",
+        default=None,
+        metavar="NAME",
+        help="automatic sharding: this StatefulSet pod's name (downward API metadata.name); the shard "
+        "is its ordinal, the number of shards its StatefulSet's replicas, followed when scaled",
+    )
+    shards.add_argument(
+        "--pod-namespace",
+        default=None,
+        metavar="NAMESPACE",
+        help="automatic sharding: the pod's namespace (downward API metadata.namespace)",
     )
     sources = parser.add_argument_group("sources")
     for spec in SOURCES:
@@ -432,6 +446,16 @@ def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPar
 def exporter_config(args: argparse.Namespace) -> ExporterConfig:
     """Raises `WebConfigError` for an unusable `--web.config.file` (one line, no secret)."""
     values = vars(args)
+    autoshard = None
+    if args.pod is not None or args.pod_namespace is not None:
+        if args.shard != 0 or args.total_shards != 1:
+            raise UsageError(
+                "--pod/--pod-namespace choose the shard automatically: drop --shard and --total-shards"
+            )
+        try:
+            autoshard = statefulset_pod(args.pod or "", args.pod_namespace or "")
+        except PodNameError as err:
+            raise UsageError(str(err)) from None
     if args.shard >= args.total_shards:
         raise UsageError(
             f"--shard {args.shard} is not below --total-shards {args.total_shards}: "
@@ -458,6 +482,7 @@ def exporter_config(args: argparse.Namespace) -> ExporterConfig:
             counter_idle_seconds=args.counter_idle_seconds,
             shard=Shard(args.shard, args.total_shards),
         ),
+        autoshard=autoshard,
     )
 
 

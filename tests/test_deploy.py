@@ -97,16 +97,29 @@ def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def workload(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The exporter's Deployment, or its StatefulSet in the sharded overlay: exactly one of them."""
+    found = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 1, f"expected one Deployment or StatefulSet, found {len(found)}"
+    return found[0]
+
+
 def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    containers = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    containers = workload(objects)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     result: dict[str, Any] = containers[0]
     return result
 
 
 def container_config(objects: list[dict[str, Any]]) -> Any:
-    """The ExporterConfig the Deployment's args give, parsed by the exporter's own CLI parser."""
-    return exporter_config(build_parser().parse_args(container(objects).get("args", [])))
+    """The ExporterConfig the Deployment's args give, parsed by the exporter's own CLI parser (the
+    downward API's pod name and namespace filled in as for the first pod)."""
+    meta = workload(objects)["metadata"]
+    env = {"$(POD_NAME)": f"{meta['name']}-0", "$(POD_NAMESPACE)": meta["namespace"]}
+    args = container(objects).get("args", [])
+    for placeholder, value in env.items():
+        args = [arg.replace(placeholder, value) for arg in args]
+    return exporter_config(build_parser().parse_args(args))
 
 
 def required_access(objects: list[dict[str, Any]]) -> set[tuple[str, str, str | None]]:
@@ -114,15 +127,20 @@ def required_access(objects: list[dict[str, Any]]) -> set[tuple[str, str, str | 
     watch selected by `metadata.name=X` can be authorized by resourceNames [X], others need the
     whole resource in the namespace."""
     needed: set[tuple[str, str, str | None]] = set()
-    for spec, target in container_config(objects).sources.targets():
+    config = container_config(objects)
+    for spec, target in config.sources.targets():
         match = re.fullmatch(r"metadata\.name=([^,]+)", target.field_selector)
         needed.add((spec.watch.resource, target.namespace, match.group(1) if match else None))
+    if config.autoshard is not None:
+        # --pod=$(POD_NAME): the pod of this StatefulSet reads the StatefulSet itself.
+        sts = workload(objects)
+        needed.add(("statefulsets", sts["metadata"]["namespace"], sts["metadata"]["name"]))
     return needed
 
 
 def granted_access(objects: list[dict[str, Any]]) -> set[tuple[str, str, str | None]]:
     """(resource, namespace, name or None) the RBAC objects grant to the exporter's account."""
-    deployment = only(objects, "Deployment")
+    deployment = workload(objects)
     account = (
         deployment["metadata"]["namespace"],
         deployment["spec"]["template"]["spec"]["serviceAccountName"],
@@ -322,7 +340,8 @@ OPERATOR_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": 
 def test_kustomization_builds(path: Path) -> None:
     objects = build(path)
     kinds = {o["kind"] for o in objects}
-    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"} <= kinds
+    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "Service"} <= kinds
+    workload(objects)
     assert "NetworkPolicy" in kinds
     keys = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
     assert len(keys) == len(set(keys)), "duplicate objects"
@@ -400,7 +419,7 @@ def test_rbac_is_namespaced_and_read_only(path: Path) -> None:
     objects = build(path)
     kinds = {o["kind"] for o in objects}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding"}, "the exporter needs no cluster-wide access"
-    deployment = only(objects, "Deployment")
+    deployment = workload(objects)
     account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
     roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "Role"}
     bound = set()
@@ -419,6 +438,16 @@ def test_rbac_is_namespaced_and_read_only(path: Path) -> None:
     assert bound == set(roles), "every Role is bound to the exporter's account and nothing else"
     for (namespace, name), role in roles.items():
         for rule in role["rules"]:
+            if rule["apiGroups"] == ["apps"]:
+                # Automatic sharding: get and watch on the exporter's own StatefulSet, nothing more.
+                assert deployment["kind"] == "StatefulSet", f"Role {namespace}/{name}: apps access"
+                assert rule == {
+                    "apiGroups": ["apps"],
+                    "resources": ["statefulsets"],
+                    "resourceNames": [deployment["metadata"]["name"]],
+                    "verbs": ["get", "watch"],
+                }, f"Role {namespace}/{name}"
+                continue
             assert rule["apiGroups"] == [""], f"Role {namespace}/{name}: core API group only"
             assert set(rule["verbs"]) == READ_VERBS, f"Role {namespace}/{name}: read-only verbs only"
             assert set(rule["resources"]) <= {"configmaps", "events"}
@@ -445,8 +474,11 @@ def test_deployment_args_name_every_source_namespace(path: Path) -> None:
 @pytest.mark.parametrize("path", KUSTOMIZATIONS, ids=KUSTOMIZATION_IDS)
 def test_deployment_runs_with_least_privilege(path: Path) -> None:
     objects = build(path)
-    deployment = only(objects, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
+    deployment = workload(objects)
+    if deployment["kind"] == "Deployment":
+        assert deployment["spec"]["replicas"] == 1  # more would duplicate every series
+    else:
+        assert deployment["spec"]["replicas"] >= 1 and "--pod=$(POD_NAME)" in container(objects)["args"]
     pod = deployment["spec"]["template"]["spec"]
     account = only(objects, "ServiceAccount")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
@@ -520,7 +552,7 @@ async def test_probes_and_ports_match_the_server(path: Path) -> None:
         assert (await client.get(c["livenessProbe"]["httpGet"]["path"])).status == 200
 
     service = only(objects, "Service")
-    pod_labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = workload(objects)["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     (service_port,) = service["spec"]["ports"]
     assert service_port["name"] == "metrics" and service_port["port"] == port

@@ -126,7 +126,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     namespace = _parameter("namespace", "path", "object name and auth scope, such as for teams and projects")
     name_param = _parameter("name", "path", "name of the object")
-    for info in RESOURCES.values():
+    for info in (info for info in RESOURCES.values() if info.api_version == "v1"):  # the core group only
         kind = info.kind
         schemas[f"{CORE}.{kind}"] = {
             "type": "object",

@@ -334,6 +334,8 @@ class KubeApiTestServer:
         router.add_get("/api/v1/{resource}", self._collection)
         router.add_route("*", "/api/v1/namespaces/{namespace}/{resource}", self._collection)
         router.add_route("*", "/api/v1/namespaces/{namespace}/{resource}/{name}", self._item)
+        router.add_route("*", "/apis/apps/v1/namespaces/{namespace}/{resource}", self._collection)
+        router.add_route("*", "/apis/apps/v1/namespaces/{namespace}/{resource}/{name}", self._item)
         return app
 
     @web.middleware
@@ -466,6 +468,7 @@ class KubeApiTestServer:
                 "shortNames": list(info.short_names),
             }
             for info in RESOURCES.values()
+            if info.api_version == "v1"
         ]
         resources.append(
             {
@@ -510,7 +513,7 @@ class KubeApiTestServer:
     # -- configmaps and events --------------------------------------------------------------------------
 
     async def _collection(self, request: web.Request) -> web.StreamResponse:
-        resource = request.match_info["resource"]
+        resource = _resource_of(request)
         namespace = request.match_info.get("namespace")
         if request.method == "GET":
             if _flag(request.query, "watch"):
@@ -524,7 +527,7 @@ class KubeApiTestServer:
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
 
     async def _item(self, request: web.Request) -> web.Response:
-        resource = request.match_info["resource"]
+        resource = _resource_of(request)
         namespace = request.match_info["namespace"]
         name = request.match_info["name"]
         if request.method == "GET":
@@ -595,8 +598,9 @@ class KubeApiTestServer:
         if result.remaining is not None:
             metadata["remainingItemCount"] = result.remaining
         # Items are spliced in from each object's cached JSON rather than re-serialized.
-        body = b'{"kind":"%s","apiVersion":"v1","metadata":%s,"items":[%s]}' % (
+        body = b'{"kind":"%s","apiVersion":"%s","metadata":%s,"items":[%s]}' % (
             RESOURCES[resource].list_kind.encode(),
+            RESOURCES[resource].api_version.encode(),
             orjson.dumps(metadata),
             b",".join(obj.item_raw() for obj in result.items),
         )
@@ -800,3 +804,14 @@ def _int(query: Mapping[str, str], name: str) -> int:
         return int(text) if text else 0
     except ValueError:
         raise bad_request(f"invalid value for {name}: {text!r}") from None
+
+
+def _resource_of(request: web.Request) -> str:
+    """The URL's resource, if it is served under the URL's group/version (core `/api/v1/...`,
+    `/apis/apps/v1/...`); else 404 as a real API server answers."""
+    resource = request.match_info["resource"]
+    info = RESOURCES.get(resource)
+    group_version = "v1" if request.path.startswith("/api/v1/") else request.path.split("/")[2] + "/v1"
+    if info is None or info.api_version != group_version:
+        raise ApiServerStatusError(404, "NotFound", "the server could not find the requested resource")
+    return resource

@@ -73,6 +73,7 @@ class ResourceInfo:
     # Field selector label -> path inside the object; what the real apiserver supports per resource.
     fields: Mapping[str, tuple[str, ...]]
     string_maps: tuple[str, ...] = ()  # top-level fields typed map[string]string in the Go API
+    api_version: str = "v1"  # group/version: "v1" (core) or e.g. "apps/v1"
 
     @property
     def list_kind(self) -> str:
@@ -84,6 +85,10 @@ RESOURCES: dict[str, ResourceInfo] = {
         "configmaps", "configmap", "ConfigMap", ("cm",), SELECTABLE_FIELDS["configmaps"], ("data",)
     ),
     "events": ResourceInfo("events", "event", "Event", ("ev",), SELECTABLE_FIELDS["events"]),
+    # Only for the exporter's own StatefulSet (automatic sharding reads its replicas).
+    "statefulsets": ResourceInfo(
+        "statefulsets", "statefulset", "StatefulSet", ("sts",), SELECTABLE_FIELDS["configmaps"], (), "apps/v1"
+    ),
 }
 
 
@@ -198,7 +203,10 @@ class StoredObject:
         """JSON as a standalone object (GET, watch events): with kind/apiVersion."""
         if self._full_raw is None:
             # body always has metadata, so item_raw is a non-empty JSON object we can splice into.
-            prefix = b'{"kind":"%s","apiVersion":"v1",' % self.info.kind.encode()
+            prefix = b'{"kind":"%s","apiVersion":"%s",' % (
+                self.info.kind.encode(),
+                self.info.api_version.encode(),
+            )
             self._full_raw = prefix + self.item_raw()[1:]
         return self._full_raw
 
@@ -803,10 +811,10 @@ def _body_copy(info: ResourceInfo, obj: Any) -> Obj:
     if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
         raise bad_request("the body of the request must be a JSON object with an object metadata")
     kind, api_version = obj.get("kind"), obj.get("apiVersion")
-    if kind not in (None, "", info.kind) or api_version not in (None, "", "v1"):
+    if kind not in (None, "", info.kind) or api_version not in (None, "", info.api_version):
         raise bad_request(
             f"the API version in the data ({api_version}) and kind ({kind}) do not match "
-            f"the expected v1 {info.kind}"
+            f"the expected {info.api_version} {info.kind}"
         )
     body: Obj = orjson.loads(orjson.dumps({k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}))
     meta = body.setdefault("metadata", {})

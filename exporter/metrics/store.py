@@ -227,6 +227,17 @@ class MetricsStore:
         self._groups[group] = set(items)
         self._generation += 1
 
+    def adopt(self, other: MetricsStore) -> None:
+        """Take over every block of `other` in one step (a re-shard renders into a store of its own
+        and is swapped in once it has listed everything); `other` must not be used afterwards."""
+        self._family_segments = other._family_segments
+        self._families_of = other._families_of
+        self._groups = other._groups
+        self._generation += other._generation + 1
+        self._layout = None
+        self._plain = None
+        self._gzip = None
+
     def keys(self, group: Group) -> frozenset[Key]:
         return frozenset(self._groups.get(group, ()))
 
