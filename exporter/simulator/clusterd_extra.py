@@ -100,8 +100,8 @@ class ExtraRates:
 
     public_per_node_hour: float = 0.05
     public_mean_hours: float = 0.75
-    stuck_per_node_hour: float = 0.02
-    stuck_mean_hours: float = 0.5
+    stuck_per_node_hour: float = 0.05
+    stuck_mean_hours: float = 0.75
     fault_threshold: int = 2
     fault_window_hours: float = 24.0
     fault_free_hours: float = 48.0
@@ -145,6 +145,7 @@ class ClusterDExtraProducer:
         self._manual_exists = False
         self._stuck: dict[str, _StuckJob] = {}
         self._job_seq = 0
+        self._fault_seq = 0
 
     # -- the writes -------------------------------------------------------------------------------------
 
@@ -244,9 +245,9 @@ class ClusterDExtraProducer:
         """A lived-in cluster: faults and stuck jobs of the past hour, separations of the past day."""
         r, now = self.rates, model.now
         for _ in range(r.initial_public):
-            self._add_public(model, now - self.rng.uniform(60, 3600))
+            self._add_public(model, now - self.rng.uniform(60, 3600), still_active_at=now)
         for _ in range(r.initial_stuck):
-            self._add_stuck(model, now - self.rng.uniform(60, 3600))
+            self._add_stuck(model, now - self.rng.uniform(60, 3600), still_active_at=now)
         for _ in range(r.initial_separations):
             node = self.rng.choice(model.nodes)
             chip = self.rng.randrange(node.kind.chips)
@@ -272,7 +273,12 @@ class ClusterDExtraProducer:
             yield at
             at += self.rng.expovariate(per_hour / 3600.0)
 
-    def _add_public(self, model: ClusterModel, at: float) -> None:
+    def _lifetime(self, at: float, mean_hours: float, still_active_at: float | None) -> float:
+        """When something that began at `at` ends; those of the initial state last past `still_active_at`."""
+        duration = self.rng.expovariate(1.0 / (mean_hours * 3600.0))
+        return (still_active_at if still_active_at is not None else at) + duration
+
+    def _add_public(self, model: ClusterModel, at: float, still_active_at: float | None = None) -> None:
         node = self.rng.choice(model.nodes)
         resource, fault_type, code, level, chips = self.rng.choice(_PUBLIC_FAULTS)
         if chips == "one":
@@ -281,13 +287,14 @@ class ClusterDExtraProducer:
             dev_ids = tuple(range(node.kind.chips))
         else:
             dev_ids = ()
-        fault_id = _fault_id(resource, node, dev_ids, int(at))
-        until = at + self.rng.expovariate(1.0 / (self.rates.public_mean_hours * 3600.0))
+        self._fault_seq += 1
+        fault_id = _fault_id(resource, node, dev_ids, int(at), self._fault_seq)
+        until = self._lifetime(at, self.rates.public_mean_hours, still_active_at)
         fault = _PublicFault(node.name, resource, dev_ids, fault_id, fault_type, code, level, int(at), until)
         # A repeated `occur` of a key already present is ignored (§A.4).
         self._public.setdefault((node.name, resource + fault_id), fault)
 
-    def _add_stuck(self, model: ClusterModel, at: float) -> None:
+    def _add_stuck(self, model: ClusterModel, at: float, still_active_at: float | None = None) -> None:
         self._job_seq += 1
         namespace = self.rng.choice(_JOB_NAMESPACES)
         name = f"{self.rng.choice(_JOB_NAMES)}-{self._job_seq}"
@@ -305,7 +312,7 @@ class ClusterDExtraProducer:
                 "conditions": {"status": status, "reason": reason, "message": message},
             }
         )
-        until = at + 10.0 + self.rng.expovariate(1.0 / (self.rates.stuck_mean_hours * 3600.0))
+        until = self._lifetime(at, self.rates.stuck_mean_hours, still_active_at) + 10.0
         key = f"{name}.{uid}"
         # Shown once the condition was the same at two checks 10 s apart.
         self._stuck[key] = _StuckJob(key, value, at + 10.0, until)
@@ -362,13 +369,14 @@ def _configmap(name: str, data: dict[str, str] | None, labels: dict[str, str] | 
     return obj
 
 
-def _fault_id(resource: str, node: Node, dev_ids: tuple[int, ...], at: int) -> str:
-    """Fault instance ids as their senders build them (§A.2)."""
+def _fault_id(resource: str, node: Node, dev_ids: tuple[int, ...], at: int, seq: int) -> str:
+    """Fault instance ids as their senders build them (§A.2); pingmesh's name the chip, so a
+    repeated report of the same chip is the same fault."""
     if resource == "dpcStorage":  # NodeD: hex(sha256(node + "/" + "DPC_PROCESS" …))
-        return hashlib.sha256(f"{node.name}/DPC_PROCESS/{at}".encode()).hexdigest()
+        return hashlib.sha256(f"{node.name}/DPC_PROCESS/{at}/{seq}".encode()).hexdigest()
     if resource == "pingmesh":
         return f"{node.name}-{dev_ids[0] if dev_ids else 0}-hccsping"
-    return f"{resource.lower()}-{at}-{node.index:06d}"
+    return f"{resource.lower()}-{at}-{seq:06d}"
 
 
 def _uuid(rng: random.Random) -> str:
