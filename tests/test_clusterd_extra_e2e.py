@@ -159,6 +159,17 @@ async def test_public_faults_arrive_recover_overflow_and_come_back(
 
     await eventually(flagged)
 
+    # ClusterD never deletes it, but an operator may: every series of the object goes.
+    api.store.delete("configmaps", NS, "statistic-fault-info")
+
+    async def deleted() -> None:
+        s = await exporter.scrape()
+        assert select(s, "mindx_public_faults") == {}
+        assert select(s, "mindx_public_faults_truncated") == {}
+        assert select(s, "mindx_configmap_invalid") == {}
+
+    await eventually(deleted)
+
 
 def manual_value(chips: dict[str, list[tuple[str, int]]]) -> str:
     names = sorted(chips)
@@ -352,4 +363,10 @@ async def test_scheduling_exceptions_from_empty_report_and_back(
         assert select(s, "mindx_job_scheduling_exception") == {}
         assert select(s, "mindx_configmap_invalid") == {}
 
+    await eventually(all_running)
+
+    # Deleted with jobs in it (ClusterD never deletes it; an operator or a namespace cleanup may).
+    api.store.apply("configmaps", configmap("scheduling-exception-report", data))
+    await eventually(changed)
+    api.store.delete("configmaps", NS, "scheduling-exception-report")
     await eventually(all_running)
