@@ -11,6 +11,7 @@ import pytest
 
 from exporter.sources import manualseparation
 from exporter.sources.base import Parsed
+from exporter.sources.limits import Limits
 from exporter.sources.manualseparation import ChipSeparation, NodeSeparations
 from tests.helpers import fixture
 
@@ -212,3 +213,19 @@ def test_oversized_object_parses() -> None:
     result = manualseparation.parse_configmap(cm(**{f"node{n:04d}": value for n in range(40)}))
     assert problems_of(result) == []
     assert sum(len(c) for c in chips(result).values()) == 40 * 16 * 8
+
+
+def test_limits_cut_off_chips_and_codes_and_report() -> None:
+    value = {
+        "Total": [f"npu-{i}" for i in range(4)],
+        "Detail": {f"npu-{i}": [detail(f"80E0{j:04X}") for j in range(3)] for i in range(4)},
+    }
+    result = manualseparation.parse_configmap(cm(n=value), Limits(chips_per_node=3, codes_per_entry=2))
+    assert problems_of(result) == [("n", "limit")] * 4  # one for Total, one per kept chip's codes
+    assert len(chips(result)["n"]) == 3 * 2
+    assert (
+        problems_of(
+            manualseparation.parse_configmap(cm(n=value), Limits(chips_per_node=4, codes_per_entry=3))
+        )
+        == []
+    )

@@ -11,6 +11,7 @@ import pytest
 
 from exporter.sources import publicfaults
 from exporter.sources.base import Parsed
+from exporter.sources.limits import Limits
 from exporter.sources.publicfaults import PublicFault, PublicFaultNode, PublicFaultSummary
 from tests.helpers import fixture
 
@@ -257,3 +258,16 @@ def test_oversized_value_parses() -> None:
     result = publicfaults.parse_configmap(cm(faults))
     assert problems_of(result) == []
     assert sum(len(f) for f in nodes(result).values()) == 4500 * 32
+
+
+def test_per_node_limit_cuts_off_and_reports() -> None:
+    """A broken or hostile reporter cannot add unbounded series for one node."""
+    faults = {
+        "node140": [
+            element(faultCode=f"2200{i:05d}", faultId=f"ccae-{i:08d}", devIds=[0, 1]) for i in range(6)
+        ]
+    }
+    result = publicfaults.parse_configmap(cm(faults), Limits(chips_per_node=5))
+    assert problems_of(result) == [("PublicFaults", "limit")]
+    assert len(nodes(result)["node140"]) == 5
+    assert problems_of(publicfaults.parse_configmap(cm(faults), Limits(chips_per_node=12))) == []

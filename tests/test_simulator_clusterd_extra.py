@@ -8,7 +8,7 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
-from exporter.apiserver.store import ApiError, Store
+from exporter.apiserver.store import ApiServerStatusError, Store
 from exporter.simulator import ClusterSimulator
 from exporter.simulator.clusterd_extra import ClusterDExtraProducer, ExtraRates
 from exporter.simulator.model import ClusterModel
@@ -22,7 +22,7 @@ START = 1_780_000_000.0
 def get(store: Store, name: str) -> dict[str, Any] | None:
     try:
         return store.get("configmaps", NS, name)
-    except ApiError:
+    except ApiServerStatusError:
         return None
 
 

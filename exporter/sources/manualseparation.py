@@ -31,6 +31,7 @@ from exporter.sources.common import (
     object_name,
     unix_seconds,
 )
+from exporter.sources.limits import DEFAULT_LIMITS, REASON_LIMIT, Limits
 
 NAMESPACE = "cluster-system"
 NAME = "clusterd-manual-info-cm"
@@ -51,8 +52,9 @@ class NodeSeparations:
     chips: tuple[ChipSeparation, ...]  # by chip name as in Total (byte order), then code order
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeSeparations]:
-    """One record `node/<node>` per data key with a separated chip."""
+def parse_configmap(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[NodeSeparations]:
+    """One record `node/<node>` per data key with a separated chip; at most
+    `limits.chips_per_node` chips per node and `limits.codes_per_entry` codes per chip."""
     problems = Problems()
     _, name = object_name(cm)
     if name != NAME:
@@ -63,14 +65,16 @@ def parse_configmap(cm: Mapping[str, Any]) -> Parsed[NodeSeparations]:
         value = decode_json(data, node, problems, required=True)
         if value is None:
             continue
-        chips = _parse_node(node, value, problems)
+        chips = _parse_node(node, value, problems, limits)
         if chips:
             records[f"node/{node}"] = NodeSeparations(node, chips)
     return Parsed(records, problems)
 
 
-def _parse_node(key: str, value: dict[str, Any], problems: Problems) -> tuple[ChipSeparation, ...]:
-    total = _total(key, value.get("Total"), problems)
+def _parse_node(
+    key: str, value: dict[str, Any], problems: Problems, limits: Limits
+) -> tuple[ChipSeparation, ...]:
+    total = _total(key, value.get("Total"), problems, limits)
     detail = value.get("Detail")
     if detail is None:
         detail = {}
@@ -84,11 +88,11 @@ def _parse_node(key: str, value: dict[str, Any], problems: Problems) -> tuple[Ch
             # ClusterD writes Detail for every chip of Total; an operator only removes chips.
             problems.add(key, REASON_SCHEMA, f"{npu[:64]!r} is in Total without Detail")
             continue
-        chips.extend(_codes(key, npu, entries, problems))
+        chips.extend(_codes(key, npu, entries, problems, limits))
     return tuple(chips)
 
 
-def _total(key: str, value: object, problems: Problems) -> tuple[str, ...]:
+def _total(key: str, value: object, problems: Problems, limits: Limits) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -100,11 +104,16 @@ def _total(key: str, value: object, problems: Problems) -> tuple[str, ...]:
         if not name:
             problems.add(key, REASON_SCHEMA, "Total element is not a chip name")
             continue
+        if name not in names and len(names) >= limits.chips_per_node:
+            problems.add(key, REASON_LIMIT, f"more than {limits.chips_per_node} chips in Total")
+            break
         names[name] = None
     return tuple(names)
 
 
-def _codes(key: str, npu: str, entries: object, problems: Problems) -> Iterator[ChipSeparation]:
+def _codes(
+    key: str, npu: str, entries: object, problems: Problems, limits: Limits
+) -> Iterator[ChipSeparation]:
     """A chip's codes in the order they reached the threshold; a code listed twice keeps its latest
     time (one series per chip and code)."""
     if not isinstance(entries, list):
@@ -117,6 +126,9 @@ def _codes(key: str, npu: str, entries: object, problems: Problems) -> Iterator[
         if entry is None or not code:
             problems.add(key, REASON_SCHEMA, f"Detail[{npu[:64]!r}] element without FaultCode")
             continue
+        if code not in latest and len(latest) >= limits.codes_per_entry:
+            problems.add(key, REASON_LIMIT, f"{npu[:64]!r}: more than {limits.codes_per_entry} codes")
+            break
         if entry.get("FaultLevel") != FAULT_LEVEL:
             problems.add(key, REASON_SCHEMA, f"{npu[:64]!r}: FaultLevel is not {FAULT_LEVEL}")
         raw_time = entry.get("LastSeparateTime")

@@ -27,6 +27,7 @@ from exporter.sources.common import (
     object_name,
     unix_seconds,
 )
+from exporter.sources.limits import DEFAULT_LIMITS, REASON_LIMIT, Limits
 
 NAMESPACE = "cluster-system"
 NAME = "statistic-fault-info"
@@ -73,9 +74,10 @@ class PublicFaultSummary:
 PublicFaultRecord = PublicFaultNode | PublicFaultSummary
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> Parsed[PublicFaultRecord]:
+def parse_configmap(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[PublicFaultRecord]:
     """Records `summary` (total, truncated) and `node/<node>` per node with faults; no node records
-    while the detail is stale (a `Description`, or an element count that differs from the total)."""
+    while the detail is stale (a `Description`, or an element count that differs from the total).
+    At most `limits.chips_per_node` (chip, code) series per node are kept."""
     problems = Problems()
     _, name = object_name(cm)
     if name != NAME:
@@ -83,7 +85,7 @@ def parse_configmap(cm: Mapping[str, Any]) -> Parsed[PublicFaultRecord]:
     data = configmap_data(cm)
     total = _parse_fault_num(decode_json(data, KEY_FAULT_NUM, problems, required=True), problems)
     by_node = decode_json(data, KEY_PUBLIC_FAULTS, problems, required=True)
-    nodes, elements = _parse_public_faults(by_node, problems)
+    nodes, elements = _parse_public_faults(by_node, problems, limits)
     # Stale detail: ClusterD's patch adds Description; a full write removes it (§A.5).
     truncated = (
         KEY_DESCRIPTION in data
@@ -107,7 +109,7 @@ def _parse_fault_num(value: dict[str, Any] | None, problems: Problems) -> int | 
 
 
 def _parse_public_faults(
-    value: dict[str, Any] | None, problems: Problems
+    value: dict[str, Any] | None, problems: Problems, limits: Limits
 ) -> tuple[tuple[PublicFaultNode, ...], int]:
     """The nodes with faults, and the number of array elements ClusterD wrote (usable or not)."""
     nodes: list[PublicFaultNode] = []
@@ -119,13 +121,13 @@ def _parse_public_faults(
             problems.add(KEY_PUBLIC_FAULTS, REASON_SCHEMA, f"{node!r}: value is not an array")
             continue
         elements += len(entries)
-        faults = _merge(node, entries, problems)
+        faults = _merge(node, entries, problems, limits)
         if faults:
             nodes.append(PublicFaultNode(node, faults))
     return tuple(nodes), elements
 
 
-def _merge(node: str, entries: list[Any], problems: Problems) -> tuple[PublicFault, ...]:
+def _merge(node: str, entries: list[Any], problems: Problems, limits: Limits) -> tuple[PublicFault, ...]:
     """One fault per (chip, code) whatever the array order (Go map order, changes every write): the
     most severe level wins, then the earliest time, then the smallest (resource, type)."""
     best: dict[tuple[str, str], PublicFault] = {}
@@ -133,8 +135,19 @@ def _merge(node: str, entries: list[Any], problems: Problems) -> tuple[PublicFau
         for fault in _parse_element(node, element, problems):
             key = (fault.chip_id, fault.fault_code)
             seen = best.get(key)
+            if seen is None and len(best) >= limits.chips_per_node:
+                problems.add(
+                    KEY_PUBLIC_FAULTS,
+                    REASON_LIMIT,
+                    f"{node!r}: more than {limits.chips_per_node} chip faults",
+                )
+                return _ordered(best)
             if seen is None or _rank(fault) < _rank(seen):
                 best[key] = fault
+    return _ordered(best)
+
+
+def _ordered(best: dict[tuple[str, str], PublicFault]) -> tuple[PublicFault, ...]:
     return tuple(best[key] for key in sorted(best, key=lambda k: (k[0] == "", _chip_order(k[0]), k[1])))
 
 

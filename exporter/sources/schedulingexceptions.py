@@ -26,6 +26,7 @@ from exporter.sources.common import (
     decode_json,
     object_name,
 )
+from exporter.sources.limits import DEFAULT_LIMITS, Limits
 
 NAMESPACE = "cluster-system"
 NAME = "scheduling-exception-report"
@@ -60,8 +61,9 @@ class SchedulingException:
     reason: str
 
 
-def parse_configmap(cm: Mapping[str, Any]) -> Parsed[SchedulingException]:
-    """One record per job in an exception; no `data` means none."""
+def parse_configmap(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[SchedulingException]:
+    """One record per job in an exception; no `data` means none. One series per data key at most,
+    so none of `limits` applies (a job is not a node's chip or device)."""
     problems = Problems()
     _, name = object_name(cm)
     if name != NAME:
