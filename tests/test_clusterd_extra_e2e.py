@@ -10,8 +10,10 @@ from typing import Any
 import orjson
 
 from exporter.apiserver import KubeApiTestServer
+from exporter.devices import select_objects
+from exporter.registry import SOURCES
 from tests.conftest import StartExporter
-from tests.helpers import eventually, labels, select
+from tests.helpers import eventually, fixture, labels, select
 
 NS = "cluster-system"
 DESCRIPTION = (
@@ -131,8 +133,11 @@ async def test_public_faults_arrive_recover_overflow_and_come_back(
 
     await eventually(truncated)
 
-    # Back under the limit: a full Update, Description gone, detail current again.
-    api.store.apply("configmaps", statistic({"node-c1": [ccae]}))
+    # Back under the limit: a full Update, Description gone, detail current again (and an
+    # operator's label edit that dropped ClusterD's label does not matter: selected by name).
+    unlabelled = statistic({"node-c1": [ccae]})
+    del unlabelled["metadata"]["labels"]
+    api.store.apply("configmaps", unlabelled)
 
     async def current() -> None:
         s = await exporter.scrape()
@@ -370,3 +375,10 @@ async def test_scheduling_exceptions_from_empty_report_and_back(
     await eventually(changed)
     api.store.delete("configmaps", NS, "scheduling-exception-report")
     await eventually(all_running)
+
+
+def test_fault_job_info_is_not_read() -> None:
+    """S12 is not exported (docs/metrics.md says why): no source's watch selects it, so RBAC never
+    grants it either (tests/test_deploy.py)."""
+    obj = fixture("fault-job-info-single.json")
+    assert not [s.name for s in SOURCES if select_objects([obj], s, s.namespace)]

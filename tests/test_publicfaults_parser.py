@@ -170,6 +170,16 @@ def test_fields_missing_are_empty_labels() -> None:
     )
 
 
+def test_dev_ids_the_node_may_not_have_and_no_labels() -> None:
+    """Chip ids 0-31 are served as written (the exporter does not know the node's chips); the label
+    ClusterD re-sets on every write is not needed."""
+    obj = cm({"node140": [element(devIds=[31, 15])]})
+    del obj["metadata"]["labels"]
+    result = publicfaults.parse_configmap(obj)
+    assert problems_of(result) == []
+    assert [f.chip_id for f in nodes(result)["node140"]] == ["15", "31"]
+
+
 def test_node_keys_that_are_no_cluster_node_or_empty() -> None:
     result = publicfaults.parse_configmap(cm({"": [element()], "switch-07.dc1": [element()]}))
     assert problems_of(result) == []
