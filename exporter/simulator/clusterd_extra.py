@@ -146,6 +146,7 @@ class ClusterDExtraProducer:
         self._stuck: dict[str, _StuckJob] = {}
         self._job_seq = 0
         self._fault_seq = 0
+        self._cluster_chips: int | None = None
 
     # -- the writes -------------------------------------------------------------------------------------
 
@@ -300,7 +301,9 @@ class ClusterDExtraProducer:
         name = f"{self.rng.choice(_JOB_NAMES)}-{self._job_seq}"
         uid = _uuid(self.rng)
         job_type, status, reason, template = self.rng.choice(_EXCEPTIONS)
-        chips = sum(node.kind.chips for node in model.nodes)
+        if self._cluster_chips is None:  # nodes never change kind: count once
+            self._cluster_chips = sum(node.kind.chips for node in model.nodes)
+        chips = self._cluster_chips
         message = template.format(
             ns=namespace, name=name, npus=chips + 128, cap=chips, nodes=len(model.nodes)
         )
