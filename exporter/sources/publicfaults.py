@@ -16,6 +16,7 @@ from typing import Any
 
 from exporter.handlers.objects import per_object
 from exporter.metrics.exposition import Family
+from exporter.sharding import CLUSTER_SCOPE, Scope, node_scope
 from exporter.sources.base import Metric, Parsed, Sample, Source, Watch, families_of, render_table
 from exporter.sources.common import (
     REASON_SCHEMA,
@@ -265,6 +266,12 @@ METRICS: tuple[Metric[PublicFaultRecord], ...] = (
     Metric(PUBLIC_FAULTS_TRUNCATED, _truncated_samples),
 )
 
+
+def scope(record: PublicFaultRecord) -> Scope:
+    """A node's public faults belong to the node's shard; the totals are cluster-wide."""
+    return node_scope(record.node) if isinstance(record, PublicFaultNode) else CLUSTER_SCOPE
+
+
 SOURCE = Source(
     name="clusterd-public-faults",
     description="ClusterD's public-fault statistics cluster-system/statistic-fault-info",
@@ -272,5 +279,5 @@ SOURCE = Source(
     watch=Watch("configmaps", NAMESPACE, field_selector=f"metadata.name={NAME}", name_prefixes=(NAME,)),
     parse=parse_configmap,
     families=families_of(METRICS),
-    handler=per_object(partial(render_table, METRICS)),
+    handler=per_object(partial(render_table, METRICS), scope=scope),
 )

@@ -17,6 +17,7 @@ from typing import Any
 
 from exporter.handlers.objects import per_object
 from exporter.metrics.exposition import Family
+from exporter.sharding import job_scope
 from exporter.sources.base import Metric, Parsed, Sample, Source, Watch, families_of, render_table
 from exporter.sources.common import (
     REASON_SCHEMA,
@@ -152,5 +153,7 @@ SOURCE = Source(
     watch=Watch("configmaps", NAMESPACE, field_selector=f"metadata.name={NAME}", name_prefixes=(NAME,)),
     parse=parse_configmap,
     families=families_of(METRICS),
-    handler=per_object(partial(render_table, METRICS)),
+    handler=per_object(
+        partial(render_table, METRICS), scope=lambda record: job_scope(record.namespace, record.job)
+    ),
 )
