@@ -10,7 +10,16 @@ from typing import Any
 from exporter.handlers.base import CONFIGMAP_INVALID
 from exporter.kube.reflector import WatchTarget
 from exporter.metrics.exposition import Family
-from exporter.sources import clusterd, deviceplugin, events, noded, volcano
+from exporter.sources import (
+    clusterd,
+    deviceplugin,
+    events,
+    manualseparation,
+    noded,
+    publicfaults,
+    schedulingexceptions,
+    volcano,
+)
 from exporter.sources.base import Join, Source
 from exporter.sources.faulthistory import NPU_CHIP_FAULTS_TOTAL, NPU_FAULT_DURATION_SECONDS
 
@@ -20,6 +29,9 @@ SOURCES: tuple[Source[Any], ...] = (
     clusterd.SOURCE,
     volcano.SOURCE,
     events.SOURCE,
+    publicfaults.SOURCE,
+    manualseparation.SOURCE,
+    schedulingexceptions.SOURCE,
 )
 
 SOURCES_BY_NAME = {source.name: source for source in SOURCES}

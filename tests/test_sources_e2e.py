@@ -115,6 +115,9 @@ async def test_every_source_served_from_fixtures(
             ("clusterd", "mindx-dl"),
             ("volcano", "volcano-system"),
             ("device-plugin-events", "kube-system"),
+            ("clusterd-public-faults", "cluster-system"),
+            ("clusterd-manual-separation", "cluster-system"),
+            ("clusterd-scheduling-exceptions", "cluster-system"),
         ]
     }
     # The narrowest selectors: Volcano's object by name, Events by reporting component.
@@ -246,7 +249,14 @@ async def test_sources_switched_off_and_moved(api: KubeApiTestServer, start_expo
     moved["metadata"]["namespace"] = "ops-mindx"
     api.store.apply("configmaps", moved)
     selection = SourceSelection(
-        enabled={"clusterd": False, "device-plugin-events": False, "volcano": False},
+        enabled={
+            "clusterd": False,
+            "device-plugin-events": False,
+            "volcano": False,
+            "clusterd-public-faults": False,
+            "clusterd-manual-separation": False,
+            "clusterd-scheduling-exceptions": False,
+        },
         namespaces={"noded": "ops-mindx"},
     )
     exporter = await start_exporter(sources=selection)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.apiserver.store import ApiServerStatusError, Store
+from exporter.simulator.clusterd_extra import ClusterDExtraProducer
 from exporter.simulator.model import ClusterModel, FaultRates, FaultTransition, StepResult
 from exporter.simulator.producers import (
     DEVICEPLUGIN_NAMESPACE,
@@ -128,6 +129,7 @@ class ClusterSimulator:
         self.stats = SimulatorStats()
         self.clusterd = ClusterDProducer(model.seed, shard_limit)
         self.volcano = VolcanoProducer(model.seed)
+        self.clusterd_extra = ClusterDExtraProducer(model.seed)  # public faults, separations, exceptions
         self._rng = random.Random(f"runner-{model.seed}")
         self._populated = False
         self._dp_pending: dict[int, None] = {}  # changed nodes waiting for a paced write
@@ -189,6 +191,7 @@ class ClusterSimulator:
         for obj in self.clusterd.report(self.model):
             self._apply(obj)
             self.stats.clusterd_writes += 1
+        self.clusterd_extra.write(self.store, self.model)
         self.stats.clusterd_reports += 1
 
     async def report_clusterd_async(self) -> None:
@@ -198,6 +201,7 @@ class ClusterSimulator:
             self._apply(obj)
             self.stats.clusterd_writes += 1
             await asyncio.sleep(0)
+        self.clusterd_extra.write(self.store, self.model)
         self.stats.clusterd_reports += 1
 
     def report_volcano(self) -> None:
