@@ -741,6 +741,20 @@ def test_dockerfile_passes_hadolint() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_sharded_statefulset_runs_the_base_pod() -> None:
+    """The sharded overlay's StatefulSet repeats the base Deployment's pod (kustomize cannot turn
+    one kind into another): it may differ only by the automatic-sharding args and env and its
+    per-shard resources."""
+    base = workload(build(BASE))["spec"]["template"]
+    sharded = workload(build(OVERLAYS / "sharded"))["spec"]["template"]
+    container_ = sharded["spec"]["containers"][0]
+    container_["args"] = [a for a in container_["args"] if not a.startswith(("--pod=", "--pod-namespace="))]
+    container_.pop("env")
+    for template in (base, sharded):
+        template["spec"]["containers"][0].pop("resources")
+    assert sharded == base
+
+
 # ------------------------------------------------------------------------------------------------
 # Documentation
 
