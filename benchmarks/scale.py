@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import copy
 import gzip
@@ -52,8 +53,10 @@ import aiohttp
 
 from exporter.apiserver import KubeApiTestServer, Store, StoredObject, Watch
 from exporter.app import SourceSelection
-from exporter.registry import ALL_FAMILIES
+from exporter.registry import ALL_FAMILIES, SOURCES
 from exporter.simulator import ClusterSimulator, FaultRates, Node, deviceplugin_configmap
+from exporter.simulator.clusterd_extra import ClusterDExtraProducer, ExtraRates
+from exporter.simulator.model import _JOB_NAMESPACES as JOB_NAMESPACES
 from exporter.simulator.model import NOT_HANDLE, ChipFault, FaultCodeState
 from exporter.simulator.producers import deviceplugin_name
 from exporter.sources.nodeview import NPU_CHIP_FAULT_CODE
@@ -68,9 +71,75 @@ READY_TARGET_S = 10.0
 LIMIT_RATIO_TARGET = 2.0  # ours p50 ≤ 2 x limit p50
 OBVIOUS_RATIO_TARGET = 20.0  # obvious p50 ≥ 20 x ours p50
 VISIBLE_P99_TARGET_MS = 100.0
-RSS_TARGET_MB = 400.0
+# Peak RSS: 400 MB up to 10,000 nodes (issue 14), 700 MB at 20,000 (issue 18); the last one above.
+RSS_TARGETS_MB = ((10_000, 400.0), (20_000, 700.0))
+# Sizes whose targets are checked (the largest is always checked).
+CHECKED_SIZES = frozenset(upto for upto, _ in RSS_TARGETS_MB)
+# With --shards 4 (issue 18): each shard's /metrics p50 and peak RSS against the single process's.
+SHARD_SCRAPE_TARGET = 0.30
+SHARD_RSS_TARGET = 0.50
+SHARD_TARGET_COUNT = 4  # the shard targets are stated for four shards
 # Linear growth: a cost's per-node figure rises by at most this factor from one size to the next.
 LINEARITY_TOLERANCE = 1.25
+
+
+def rss_target_mb(nodes: int) -> float:
+    return next((mb for upto, mb in RSS_TARGETS_MB if nodes <= upto), RSS_TARGETS_MB[-1][1])
+
+
+# --- what the simulated cluster holds, what the exporter watches ---------------------------------------
+
+
+def source_selection() -> SourceSelection:
+    """Every source of the registry on. One that is off by default (job recovery: it needs read
+    access in each job namespace) is turned on for the namespaces the simulated jobs run in."""
+    return SourceSelection(
+        enabled={source.name: True for source in SOURCES},
+        namespaces={
+            source.name: ",".join(JOB_NAMESPACES)
+            for source in SOURCES
+            if not getattr(source, "enabled_by_default", True)
+        },
+    )
+
+
+def source_flags(selection: SourceSelection) -> list[str]:
+    """The exporter's command line for `selection` (`--source.<name>.enabled/namespace`)."""
+    flags = [f"--source.{name}.enabled={str(on).lower()}" for name, on in selection.enabled.items()]
+    flags += [f"--source.{name}.namespace={value}" for name, value in selection.namespaces.items()]
+    return flags
+
+
+def extra_rates(nodes: int) -> ExtraRates:
+    """ClusterD's other ConfigMaps at realistic sizes: the simulator's defaults start from a handful
+    of public faults, separations and stuck jobs, whatever the size. Per 10,000 nodes: public faults
+    on 200 nodes (2%), 20 chips manually separated, 50 jobs in a scheduling exception; the
+    simulator's rates then make them arrive and recover."""
+    defaults = ExtraRates()
+    return ExtraRates(
+        initial_public=max(defaults.initial_public, nodes // 50),
+        initial_separations=max(defaults.initial_separations, nodes // 500),
+        initial_stuck=max(defaults.initial_stuck, nodes // 200),
+    )
+
+
+# Data families: every other sample line is the process's own (self-metrics), one copy per shard.
+DATA_FAMILIES = frozenset(family.name for family in ALL_FAMILIES)
+
+
+def data_series(body: bytes) -> list[bytes]:
+    """The sample lines of the data families, in body order."""
+    lines, current = [], False
+    for line in body.split(b"\n"):
+        if not line:
+            continue
+        if line.startswith(b"#"):
+            if line.startswith(b"# TYPE "):
+                current = line.split(b" ", 3)[2].decode() in DATA_FAMILIES
+            continue
+        if current:
+            lines.append(line)
+    return lines
 
 
 # --- measurements ---------------------------------------------------------------------------------------
@@ -110,10 +179,74 @@ class Latency:
 
 
 @dataclass
+class ShardResult:
+    """One shard of `--shards M`, started with the others against the same API server."""
+
+    ordinal: int
+    start_to_ready_s: float = 0.0  # every shard (and the control process) started at once
+    series: int = 0  # data series (self-metrics apart)
+    body_plain: int = 0
+    body_gzip: int = 0
+    rss_ready_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    ingest_cpu_s: float = 0.0
+    scrapes: dict[str, Latency] = field(default_factory=dict)  # "<phase>/<encoding>"
+
+    def lat(self, key: str) -> Latency:
+        return self.scrapes.get(key, Latency())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shard": self.ordinal,
+            "start_to_ready_s": round(self.start_to_ready_s, 3),
+            "data_series": self.series,
+            "body_plain_bytes": self.body_plain,
+            "body_gzip_bytes": self.body_gzip,
+            "rss_ready_mb": round(self.rss_ready_mb, 1),
+            "rss_peak_mb": round(self.rss_peak_mb, 1),
+            "ingest_cpu_s": round(self.ingest_cpu_s, 3),
+            "scrapes": {key: lat.summary() for key, lat in self.scrapes.items()},
+        }
+
+
+@dataclass
+class ShardsResult:
+    total: int
+    shards: list[ShardResult] = field(default_factory=list)
+    control_series: int = 0  # data series of one unsharded process started with the shards
+    missing: int = 0  # control series no shard serves
+    extra: int = 0  # shard series the control process does not serve
+    duplicated: int = 0  # series served by more than one shard
+    ingest_seconds: float = 0.0
+
+    @property
+    def series_sum(self) -> int:
+        return sum(shard.series for shard in self.shards)
+
+    @property
+    def exact(self) -> bool:
+        return self.series_sum == self.control_series and not (self.missing or self.extra or self.duplicated)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total_shards": self.total,
+            "control_data_series": self.control_series,
+            "shards_data_series_sum": self.series_sum,
+            "missing": self.missing,
+            "extra": self.extra,
+            "duplicated": self.duplicated,
+            "ingest_seconds": round(self.ingest_seconds, 2),
+            "shards": [shard.to_json() for shard in self.shards],
+        }
+
+
+@dataclass
 class SizeResult:
     nodes: int
     configmaps: int = 0
+    configmaps_by_namespace: dict[str, int] = field(default_factory=dict)
     series: int = 0
+    data_series: int = 0
     body_plain: int = 0
     body_gzip: int = 0
     start_to_listen_s: float = 0.0
@@ -139,6 +272,7 @@ class SizeResult:
     bench_rss_mb: float = 0.0  # peak RSS of the benchmark process (API server, simulator) so far
     # "<design>/<phase>/<encoding>" → (user, system) CPU ms per request over a long series
     cpu_split: dict[str, tuple[float, float]] = field(default_factory=dict)
+    shards: ShardsResult | None = None
     warnings: list[str] = field(default_factory=list)
 
     def lat(self, key: str) -> Latency:
@@ -157,7 +291,9 @@ class SizeResult:
             "nodes": self.nodes,
             "chips": self.nodes * CHIPS,
             "configmaps": self.configmaps,
+            "configmaps_by_namespace": self.configmaps_by_namespace,
             "series": self.series,
+            "data_series": self.data_series,
             "body_plain_bytes": self.body_plain,
             "body_gzip_bytes": self.body_gzip,
             "start_to_listen_s": round(self.start_to_listen_s, 3),
@@ -188,6 +324,7 @@ class SizeResult:
                 key: {"user": round(user, 4), "system": round(system, 4)}
                 for key, (user, system) in self.cpu_split.items()
             },
+            "shards": self.shards.to_json() if self.shards is not None else None,
             "warnings": self.warnings,
         }
 
@@ -207,6 +344,8 @@ class Settings:
     max_history: int
     poll_interval: float
     split_seconds: float
+    shards: int  # 0: no shard phase
+    obvious_up_to: int  # the obvious design is measured up to this many nodes (0: every size)
 
 
 # --- processes ------------------------------------------------------------------------------------------
@@ -369,8 +508,9 @@ class EventCounter:
     """In-process watches with exactly the exporter's selectors: they receive the same events the
     exporter's watches receive, so they count what the API server delivers to the exporter."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, selection: SourceSelection) -> None:
         self.store = store
+        self.selection = selection
         self.events = 0
         self.bytes = 0
         self.by_source: dict[str, int] = {}
@@ -381,7 +521,7 @@ class EventCounter:
 
     def start(self) -> None:
         rv = str(self.store.resource_version)
-        for _, target in SourceSelection().targets():
+        for _, target in self.selection.targets():
             watch = self.store.watch(
                 target.resource,
                 target.namespace or None,
@@ -566,6 +706,35 @@ def exporter_health(body: bytes) -> list[str]:
     return problems
 
 
+def start_exporter(kubeconfig: Path, port: int, stderr: Any, *extra: str) -> Any:
+    """`python3 -m exporter` with every source on (coroutine giving the process)."""
+    return asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exporter",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--web.listen-address",
+        f"127.0.0.1:{port}",
+        "--log.level",
+        "warning",
+        *source_flags(source_selection()),
+        *extra,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
+    )
+
+
+def configmaps_by_namespace(store: Store) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for obj in store.list_page("configmaps").items:
+        namespace = obj.metadata.get("namespace", "")
+        counts[namespace] = counts.get(namespace, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> tuple[SizeResult, int]:
     result = SizeResult(nodes)
     store = Store(max_history=settings.max_history)
@@ -579,30 +748,22 @@ async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> t
             writes_per_second=settings.writes_per_second,
             clusterd_interval=settings.clusterd_interval,
         )
+        sim.clusterd_extra = ClusterDExtraProducer(settings.seed, extra_rates(nodes))
         sim.populate()
         result.configmaps = store.count("configmaps")
+        result.configmaps_by_namespace = configmaps_by_namespace(store)
         kubeconfig = api.write_kubeconfig(workdir / f"kubeconfig-{nodes}")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        log(f"{nodes} nodes: {result.configmaps} ConfigMaps in the API; starting the exporter")
+        log(
+            f"{nodes} nodes: {result.configmaps} ConfigMaps in the API ("
+            + ", ".join(f"{ns} {n}" for ns, n in result.configmaps_by_namespace.items())
+            + "); starting the exporter"
+        )
         stderr = (workdir / f"exporter-{nodes}.log").open("wb")
         started = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "exporter",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-            "--log.level",
-            "warning",
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        counter = EventCounter(store)
+        proc = await start_exporter(kubeconfig, port, stderr)
+        counter = EventCounter(store, source_selection())
         try:
             result.start_to_listen_s, result.start_to_ready_s = await wait_ready(
                 proc, base + "/readyz", started, 120
@@ -616,12 +777,14 @@ async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> t
                 gzipped = await fetch(session, url, GZIP)
             result.rss_hwm_after["first scrapes"] = memory_mb(proc.pid, "VmHWM")
             result.series = count_series(plain)
+            result.data_series = len(data_series(plain))
             result.body_plain, result.body_gzip = len(plain), len(gzipped)
             if gzip.decompress(gzipped)[:1000] != plain[:1000]:
                 result.warnings.append("gzip body does not start like the plain body")
             plain_path, gzip_path = workdir / f"body-{nodes}.txt", workdir / f"body-{nodes}.txt.gz"
             plain_path.write_bytes(plain)
             gzip_path.write_bytes(gzipped)
+            del plain, gzipped
             log(f"{nodes} nodes: ready in {result.start_to_ready_s:.2f} s, {result.series:,} series")
 
             await scrape_phase(result, "ours/quiet", url, settings.scrapes, settings, proc.pid, True)
@@ -657,24 +820,31 @@ async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> t
             async with new_session(1) as session:
                 final = await fetch(session, url, PLAIN)
             result.warnings += exporter_health(final)
+            del final
             if sim.stats.write_errors:
                 result.warnings.append(f"simulator write errors: {sim.stats.write_errors}")
         finally:
             await stop_process(proc)
             stderr.close()
-    if proc.returncode not in (0, -15):
-        result.warnings.append(f"exporter exited with {proc.returncode}")
-    result.warnings += log_problems(workdir / f"exporter-{nodes}.log")
+        if proc.returncode not in (0, -15):
+            result.warnings.append(f"exporter exited with {proc.returncode}")
+        result.warnings += log_problems(workdir / f"exporter-{nodes}.log")
+        if settings.shards:
+            result.shards = await measure_shards(sim, kubeconfig, settings, workdir, result)
 
     log(f"{nodes} nodes: limit reference")
     async with reference_server("limit", plain_path, gzip_path) as (ref, ref_url):
         await scrape_phase(result, "limit/quiet", ref_url, settings.scrapes, settings, ref.pid, False)
         await cpu_split(result, "limit/quiet/gzip", ref_url, settings, ref.pid)
+    if settings.obvious_up_to and nodes > settings.obvious_up_to:
+        log(f"{nodes} nodes: no obvious-design reference above {settings.obvious_up_to} nodes")
+        return result, seq
     log(f"{nodes} nodes: obvious-design reference (parses the body first)")
     async with reference_server("obvious", plain_path, gzip_path) as (ref, ref_url):
         async with new_session(1) as session:
             obvious_body = await fetch(session, ref_url, PLAIN)
         result.obvious_series = count_series(obvious_body)
+        del obvious_body
         if result.obvious_series != result.series:
             result.warnings.append(
                 f"the obvious design serves {result.obvious_series} series, ours {result.series}"
@@ -683,6 +853,112 @@ async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> t
             result, "obvious/quiet", ref_url, settings.obvious_scrapes, settings, ref.pid, False
         )
     return result, seq
+
+
+# --- shards ---------------------------------------------------------------------------------------------
+
+
+async def measure_shards(
+    sim: ClusterSimulator, kubeconfig: Path, settings: Settings, workdir: Path, result: SizeResult
+) -> ShardsResult:
+    """`--shards M`: M exporter processes (`--shard i --total-shards M`) and one unsharded control
+    process start together against the same API server, the simulator stopped so that they all see
+    the same objects. Their data series are compared (the shards' must be exactly the control's,
+    each once); the control then stops. Each shard is scraped alone, as the single process was:
+    quiet, then under the same write load, then a window without scrapes; its peak RSS is taken
+    at the end."""
+    nodes, total = result.nodes, settings.shards
+    shards = ShardsResult(total)
+    logs: list[Any] = []
+    procs: list[asyncio.subprocess.Process] = []
+    urls: list[str] = []
+    log(f"{nodes} nodes: {total} shards and one unsharded control process")
+    started = time.perf_counter()
+    try:
+        for ordinal in range(-1, total):  # -1: the control process
+            port = free_port()
+            name = "control" if ordinal < 0 else f"shard{ordinal}"
+            logs.append((workdir / f"exporter-{nodes}-{name}.log").open("wb"))
+            extra = () if ordinal < 0 else ("--shard", str(ordinal), "--total-shards", str(total))
+            procs.append(await start_exporter(kubeconfig, port, logs[-1], *extra))
+            urls.append(f"http://127.0.0.1:{port}")
+        readiness = await asyncio.gather(
+            *(wait_ready(proc, url + "/readyz", started, 300) for proc, url in zip(procs, urls, strict=True))
+        )
+        control, *shard_procs = procs
+        control_url, *shard_urls = urls
+        async with new_session(1) as session:
+            expected = collections.Counter(data_series(await fetch(session, control_url + "/metrics", PLAIN)))
+            served: collections.Counter[bytes] = collections.Counter()
+            for ordinal, (proc, url) in enumerate(zip(shard_procs, shard_urls, strict=True)):
+                shard = ShardResult(ordinal, start_to_ready_s=readiness[ordinal + 1][1])
+                plain = await fetch(session, url + "/metrics", PLAIN)
+                shard.body_plain = len(plain)
+                shard.body_gzip = len(await fetch(session, url + "/metrics", GZIP))
+                lines = data_series(plain)
+                del plain
+                shard.series = len(lines)
+                served.update(lines)
+                shard.rss_ready_mb = memory_mb(proc.pid, "VmRSS")
+                shards.shards.append(shard)
+        shards.control_series = sum(expected.values())
+        shards.missing = sum((expected - served).values())
+        shards.extra = sum((served - expected).values())
+        shards.duplicated = sum(count - 1 for count in served.values() if count > 1)
+        del expected, served
+        await stop_process(control)
+        log(
+            f"{nodes} nodes: shards serve {shards.series_sum:,} data series, the control process "
+            f"{shards.control_series:,}: {shards.missing} missing, {shards.extra} extra, "
+            f"{shards.duplicated} duplicated"
+        )
+        for shard, proc, url in zip(shards.shards, shard_procs, shard_urls, strict=True):
+            label = f"shard {shard.ordinal}/quiet"
+            shard.scrapes.update(await scrape_series(label, url, settings, proc.pid, nodes))
+        await sim.start()
+        try:
+            await asyncio.sleep(settings.warmup_seconds)
+            for shard, proc, url in zip(shards.shards, shard_procs, shard_urls, strict=True):
+                shard.scrapes.update(
+                    await scrape_series(f"shard {shard.ordinal}/load", url, settings, proc.pid, nodes)
+                )
+            log(f"{nodes} nodes: shards' ingest window, {settings.ingest_seconds:.0f} s without scrapes")
+            cpu0 = [cpu_seconds(proc.pid) for proc in shard_procs]
+            t0 = time.perf_counter()
+            await asyncio.sleep(settings.ingest_seconds)
+            shards.ingest_seconds = time.perf_counter() - t0
+            for shard, proc, before in zip(shards.shards, shard_procs, cpu0, strict=True):
+                shard.ingest_cpu_s = cpu_seconds(proc.pid) - before
+        finally:
+            await sim.stop()
+        for shard, proc, url in zip(shards.shards, shard_procs, shard_urls, strict=True):
+            shard.rss_peak_mb = memory_mb(proc.pid, "VmHWM")
+            async with new_session(1) as session:
+                final = await fetch(session, url + "/metrics", PLAIN)
+            result.warnings += [f"shard {shard.ordinal}: {p}" for p in exporter_health(final)]
+    finally:
+        for proc in procs:
+            await stop_process(proc)
+        for handle in logs:
+            handle.close()
+    for ordinal, proc in enumerate(procs, start=-1):
+        name = "control" if ordinal < 0 else f"shard{ordinal}"
+        if proc.returncode not in (0, -15):
+            result.warnings.append(f"{name} exited with {proc.returncode}")
+        result.warnings += [f"{name}: {p}" for p in log_problems(workdir / f"exporter-{nodes}-{name}.log")]
+    return shards
+
+
+async def scrape_series(label: str, url: str, settings: Settings, pid: int, nodes: int) -> dict[str, Latency]:
+    """Plain then gzip scrapes of one shard, as `scrape_phase` does for the single process."""
+    found = {}
+    for encoding, headers in (("plain", PLAIN), ("gzip", GZIP)):
+        cpu = cpu_seconds(pid)
+        latency = await scrape_many(url + "/metrics", headers, settings.scrapes, settings.concurrency)
+        latency.server_cpu_s = cpu_seconds(pid) - cpu
+        found[f"{label.split('/', 1)[1]}/{encoding}"] = latency
+        log(f"{nodes} nodes: {label}/{encoding}: p50 {latency.p50:.1f} ms, p99 {latency.p99:.1f} ms")
+    return found
 
 
 async def scrape_phase(
@@ -758,6 +1034,16 @@ def size_checks(r: SizeResult) -> list[Check]:
                 )
             )
     for encoding in ("plain", "gzip"):
+        if not r.lat(f"obvious/quiet/{encoding}").n:
+            checks.append(
+                Check(
+                    f"obvious p50 ÷ /metrics p50, {encoding}",
+                    "not measured (--obvious-up-to)",
+                    f"≥ {OBVIOUS_RATIO_TARGET:g}x",
+                    None,
+                )
+            )
+            continue
         value = ratio(r.lat(f"obvious/quiet/{encoding}").p50, r.lat(f"ours/quiet/{encoding}").p50)
         checks.append(
             Check(
@@ -776,9 +1062,50 @@ def size_checks(r: SizeResult) -> list[Check]:
             p99 <= VISIBLE_P99_TARGET_MS,
         )
     )
+    rss_target = rss_target_mb(r.nodes)
+    checks.append(
+        Check("peak RSS", f"{r.rss_peak_mb:.0f} MB", f"≤ {rss_target:g} MB", r.rss_peak_mb <= rss_target)
+    )
+    if r.shards is not None:
+        checks += shard_checks(r, r.shards)
+    return checks
+
+
+def shard_checks(r: SizeResult, shards: ShardsResult) -> list[Check]:
+    """Issue 18's targets with four shards (with another count they are shown, not checked)."""
+    checked = shards.total == SHARD_TARGET_COUNT
+    checks = [
+        Check(
+            f"{shards.total} shards: data series, sum = one process",
+            f"{shards.series_sum:,} = {shards.control_series:,}"
+            + (
+                f" ({shards.missing} missing, {shards.extra} extra, {shards.duplicated} duplicated)"
+                if not shards.exact
+                else ""
+            ),
+            "equal, each once",
+            shards.exact,
+        )
+    ]
+    for phase in ("quiet", "load"):
+        for encoding in ("plain", "gzip"):
+            single = r.lat(f"ours/{phase}/{encoding}").p50
+            worst = max(ratio(s.lat(f"{phase}/{encoding}").p50, single) for s in shards.shards)
+            checks.append(
+                Check(
+                    f"{shards.total} shards: largest shard p50 ÷ one process, {encoding}, {phase}",
+                    f"{worst:.0%}",
+                    f"≤ {SHARD_SCRAPE_TARGET:.0%}",
+                    worst <= SHARD_SCRAPE_TARGET if checked else None,
+                )
+            )
+    worst = max(ratio(s.rss_peak_mb, r.rss_peak_mb) for s in shards.shards)
     checks.append(
         Check(
-            "peak RSS", f"{r.rss_peak_mb:.0f} MB", f"≤ {RSS_TARGET_MB:g} MB", r.rss_peak_mb <= RSS_TARGET_MB
+            f"{shards.total} shards: largest shard peak RSS ÷ one process",
+            f"{worst:.0%} ({max(s.rss_peak_mb for s in shards.shards):.0f} MB)",
+            f"≤ {SHARD_RSS_TARGET:.0%}",
+            worst <= SHARD_RSS_TARGET if checked else None,
         )
     )
     return checks
@@ -874,7 +1201,10 @@ def table(rows: list[list[str]], right: set[int] | None = None) -> str:
 def report_size(r: SizeResult) -> str:
     out = [f"\n== {r.nodes:,} nodes x {CHIPS} chips (A3), {r.configmaps:,} ConfigMaps =="]
     out.append(
-        f"series {r.series:,} (obvious reference {r.obvious_series:,}); "
+        "ConfigMaps by namespace: " + ", ".join(f"{ns} {n:,}" for ns, n in r.configmaps_by_namespace.items())
+    )
+    out.append(
+        f"series {r.series:,}, of which data {r.data_series:,} (obvious reference {r.obvious_series:,}); "
         f"body {r.body_plain / MB:.2f} MB plain, {r.body_gzip / MB:.2f} MB gzip"
     )
     out.append(
@@ -883,8 +1213,8 @@ def report_size(r: SizeResult) -> str:
     )
     out.append(
         f"exporter RSS {r.rss_ready_mb:.0f} MB when ready, peak {r.rss_peak_mb:.0f} MB "
-        f"{mark(r.rss_peak_mb <= RSS_TARGET_MB)} (≤ {RSS_TARGET_MB:g} MB); peak after each phase: "
-        + ", ".join(f"{phase} {mb:.0f}" for phase, mb in r.rss_hwm_after.items())
+        f"{mark(r.rss_peak_mb <= rss_target_mb(r.nodes))} (≤ {rss_target_mb(r.nodes):g} MB); "
+        "peak after each phase: " + ", ".join(f"{phase} {mb:.0f}" for phase, mb in r.rss_hwm_after.items())
     )
     rows = [
         [
@@ -914,7 +1244,7 @@ def report_size(r: SizeResult) -> str:
                     f"{lim:.2f}x",
                     mark(lim <= LIMIT_RATIO_TARGET),
                     f"{obv:.1f}x",
-                    mark(obv >= OBVIOUS_RATIO_TARGET) if phase == "quiet" else "",
+                    mark(obv >= OBVIOUS_RATIO_TARGET) if phase == "quiet" and obv == obv else "",
                 ]
             )
     for design in ("limit", "obvious"):
@@ -971,8 +1301,81 @@ def report_size(r: SizeResult) -> str:
         + ", ".join(f"{source} {count}" for source, count in sorted(r.ingest_by_source.items()))
     )
     out.append(f"benchmark process (API server, simulator, scrapers) peak RSS so far {r.bench_rss_mb:.0f} MB")
+    if r.shards is not None:
+        out.append(report_shards(r, r.shards))
     for warning in r.warnings:
         out.append(f"WARNING: {warning}")
+    return "\n".join(out)
+
+
+def report_shards(r: SizeResult, shards: ShardsResult) -> str:
+    out = [
+        f"{shards.total} shards (--shard i --total-shards {shards.total}), started together with one "
+        f"unsharded control process: data series {shards.series_sum:,} (control {shards.control_series:,}; "
+        f"{shards.missing} missing, {shards.extra} extra, {shards.duplicated} duplicated) "
+        f"{mark(shards.exact)}"
+    ]
+    rows = [
+        [
+            "shard",
+            "ready s",
+            "series",
+            "plain MB",
+            "gzip MB",
+            "RSS ready",
+            "peak RSS",
+            "÷ one",
+            "plain p50 q / load ms",
+            "÷ one",
+            "gzip p50 q / load ms",
+            "÷ one",
+            "ingest CPU",
+        ]
+    ]
+    checked = shards.total == SHARD_TARGET_COUNT
+
+    def fraction(value: float, target: float) -> str:
+        return f"{value:.0%}" + (mark(value <= target) if checked else "")
+
+    for shard in shards.shards:
+        cells = [
+            str(shard.ordinal),
+            f"{shard.start_to_ready_s:.2f}",
+            f"{shard.series:,}",
+            f"{shard.body_plain / MB:.2f}",
+            f"{shard.body_gzip / MB:.2f}",
+            f"{shard.rss_ready_mb:.0f} MB",
+            f"{shard.rss_peak_mb:.0f} MB",
+            fraction(ratio(shard.rss_peak_mb, r.rss_peak_mb), SHARD_RSS_TARGET),
+        ]
+        for encoding in ("plain", "gzip"):
+            quiet, load = shard.lat(f"quiet/{encoding}").p50, shard.lat(f"load/{encoding}").p50
+            cells.append(f"{quiet:.1f} / {load:.1f}")
+            cells.append(
+                fraction(ratio(quiet, r.lat(f"ours/quiet/{encoding}").p50), SHARD_SCRAPE_TARGET)
+                + " / "
+                + fraction(ratio(load, r.lat(f"ours/load/{encoding}").p50), SHARD_SCRAPE_TARGET)
+            )
+        cells.append(f"{ratio(shard.ingest_cpu_s, shards.ingest_seconds):.0%}")
+        rows.append(cells)
+    rows.append(
+        [
+            "one process",
+            f"{r.start_to_ready_s:.2f}",
+            f"{r.data_series:,}",
+            f"{r.body_plain / MB:.2f}",
+            f"{r.body_gzip / MB:.2f}",
+            f"{r.rss_ready_mb:.0f} MB",
+            f"{r.rss_peak_mb:.0f} MB",
+            "",
+            f"{r.lat('ours/quiet/plain').p50:.1f} / {r.lat('ours/load/plain').p50:.1f}",
+            "",
+            f"{r.lat('ours/quiet/gzip').p50:.1f} / {r.lat('ours/load/gzip').p50:.1f}",
+            "",
+            f"{r.ingest_cpu_share:.0%}",
+        ]
+    )
+    out.append(table(rows))
     return "\n".join(out)
 
 
@@ -983,14 +1386,24 @@ def report_scaling(results: list[SizeResult]) -> str:
     return "\n== scaling: figures divided by the node count ==\n" + table(rows)
 
 
+def checked_results(results: list[SizeResult]) -> list[SizeResult]:
+    """The sizes whose targets are checked: 10,000 and 20,000 nodes when run, and the largest."""
+    return [r for r in results if r.nodes in CHECKED_SIZES or r is results[-1]]
+
+
 def report_targets(results: list[SizeResult]) -> tuple[str, list[Check]]:
-    last = results[-1]
-    checks = size_checks(last) + linearity(results)
-    rows = [[f"target at {last.nodes:,} nodes", "measured", "target", ""]]
-    rows += [[c.name, c.value, c.target, mark(c.ok)] for c in checks]
-    if len(results) < 2:
-        rows.append(["linear growth", "needs two sizes", "", ""])
-    return "\n== targets ==\n" + table(rows, right={1}), checks
+    texts, every = [], []
+    for r in checked_results(results):
+        checks = size_checks(r)
+        if r is results[-1]:
+            checks += linearity(results)
+        rows = [[f"target at {r.nodes:,} nodes", "measured", "target", ""]]
+        rows += [[c.name, c.value, c.target, mark(c.ok)] for c in checks]
+        if r is results[-1] and len(results) < 2:
+            rows.append(["linear growth", "needs two sizes", "", ""])
+        texts.append(table(rows, right={1}))
+        every += [Check(f"{r.nodes}: {c.name}", c.value, c.target, c.ok) for c in checks]
+    return "\n== targets ==\n" + "\n\n".join(texts), every
 
 
 def machine() -> dict[str, Any]:
@@ -1037,7 +1450,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python3 -m benchmarks.scale", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument(
-        "--nodes", default=None, help="cluster sizes, comma-separated (default 1000,5000,10000)"
+        "--nodes", default=None, help="cluster sizes, comma-separated (default 1000,5000,10000,20000)"
     )
     parser.add_argument("--seed", type=int, default=1, help="simulator seed (default %(default)s)")
     parser.add_argument(
@@ -1092,6 +1505,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="seconds of gzip scrapes measuring user and system CPU apart (default 4, quick 2)",
     )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="M",
+        help="after the single process, run M shards (--shard i --total-shards M) against the same "
+        "cluster and compare them with it (default: no shard phase)",
+    )
+    parser.add_argument(
+        "--obvious-up-to",
+        type=int,
+        default=10_000,
+        metavar="NODES",
+        help="measure the obvious design up to this many nodes, 0 for every size (default %(default)s: "
+        "at 20,000 nodes one of its scrapes takes about 25 s)",
+    )
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     return parser.parse_args(argv)
 
@@ -1102,7 +1531,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     def pick(value: Any, full: Any, fast: Any) -> Any:
         return value if value is not None else (fast if quick else full)
 
-    nodes_text = pick(args.nodes, "1000,5000,10000", "500,1000,2000")
+    nodes_text = pick(args.nodes, "1000,5000,10000,20000", "500,1000,2000")
     nodes = sorted({int(n) for n in nodes_text.split(",") if n.strip()})
     return Settings(
         nodes=nodes,
@@ -1118,12 +1547,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_history=args.max_history,
         poll_interval=0.01,
         split_seconds=pick(args.split_seconds, 4.0, 2.0),
+        shards=args.shards,
+        obvious_up_to=args.obvious_up_to,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from(args)
+    if settings.shards == 1 or settings.shards < 0:
+        print(f"--shards {settings.shards}: give 2 or more shards, or leave it out", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     results, checks = asyncio.run(run(settings, args.keep))
     elapsed = time.perf_counter() - started
