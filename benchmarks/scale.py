@@ -183,13 +183,14 @@ class ShardResult:
     """One shard of `--shards M`, started with the others against the same API server."""
 
     ordinal: int
-    start_to_ready_s: float = 0.0  # every shard (and the control process) started at once
+    start_to_ready_s: float = 0.0  # started alone
     series: int = 0  # data series (self-metrics apart)
     body_plain: int = 0
     body_gzip: int = 0
     rss_ready_mb: float = 0.0
     rss_peak_mb: float = 0.0
     ingest_cpu_s: float = 0.0
+    ingest_seconds: float = 0.0
     scrapes: dict[str, Latency] = field(default_factory=dict)  # "<phase>/<encoding>"
 
     def lat(self, key: str) -> Latency:
@@ -205,6 +206,7 @@ class ShardResult:
             "rss_ready_mb": round(self.rss_ready_mb, 1),
             "rss_peak_mb": round(self.rss_peak_mb, 1),
             "ingest_cpu_s": round(self.ingest_cpu_s, 3),
+            "ingest_seconds": round(self.ingest_seconds, 2),
             "scrapes": {key: lat.summary() for key, lat in self.scrapes.items()},
         }
 
@@ -217,7 +219,6 @@ class ShardsResult:
     missing: int = 0  # control series no shard serves
     extra: int = 0  # shard series the control process does not serve
     duplicated: int = 0  # series served by more than one shard
-    ingest_seconds: float = 0.0
 
     @property
     def series_sum(self) -> int:
@@ -235,7 +236,6 @@ class ShardsResult:
             "missing": self.missing,
             "extra": self.extra,
             "duplicated": self.duplicated,
-            "ingest_seconds": round(self.ingest_seconds, 2),
             "shards": [shard.to_json() for shard in self.shards],
         }
 
@@ -669,8 +669,8 @@ async def wait_ready(
                         listening = now - started
                     if resp.status == 200:
                         return listening, now - started
-            except aiohttp.ClientError:
-                pass
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # not listening yet, or its event loop busy for 5 s: ask again
             await asyncio.sleep(0.01)
     raise TimeoutError(f"exporter not ready after {timeout} s")
 
@@ -861,92 +861,93 @@ async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> t
 async def measure_shards(
     sim: ClusterSimulator, kubeconfig: Path, settings: Settings, workdir: Path, result: SizeResult
 ) -> ShardsResult:
-    """`--shards M`: M exporter processes (`--shard i --total-shards M`) and one unsharded control
-    process start together against the same API server, the simulator stopped so that they all see
-    the same objects. Their data series are compared (the shards' must be exactly the control's,
-    each once); the control then stops. Each shard is scraped alone, as the single process was:
-    quiet, then under the same write load, then a window without scrapes; its peak RSS is taken
-    at the end."""
+    """`--shards M`. First exactness: M exporter processes (`--shard i --total-shards M`) and one
+    unsharded control process start together against the same API server, the simulator stopped
+    so that they all see the same objects; the shards' data series must be exactly the control's,
+    each served once. Then each shard alone, as if on a host of its own (every shard lists and
+    watches every object, so M shards on the benchmark's two cores would mostly measure each
+    other): start → ready, quiet scrapes, the same write load as the single process, a window
+    without scrapes for its ingest CPU, its peak RSS."""
     nodes, total = result.nodes, settings.shards
-    shards = ShardsResult(total)
-    logs: list[Any] = []
-    procs: list[asyncio.subprocess.Process] = []
-    urls: list[str] = []
-    log(f"{nodes} nodes: {total} shards and one unsharded control process")
+    shards = ShardsResult(total, [ShardResult(ordinal) for ordinal in range(total)])
+    log(f"{nodes} nodes: {total} shards and one unsharded control process, simulator stopped")
+    names = ["control", *(f"shard{ordinal}" for ordinal in range(total))]
     started = time.perf_counter()
-    try:
-        for ordinal in range(-1, total):  # -1: the control process
-            port = free_port()
-            name = "control" if ordinal < 0 else f"shard{ordinal}"
-            logs.append((workdir / f"exporter-{nodes}-{name}.log").open("wb"))
-            extra = () if ordinal < 0 else ("--shard", str(ordinal), "--total-shards", str(total))
-            procs.append(await start_exporter(kubeconfig, port, logs[-1], *extra))
-            urls.append(f"http://127.0.0.1:{port}")
-        readiness = await asyncio.gather(
-            *(wait_ready(proc, url + "/readyz", started, 300) for proc, url in zip(procs, urls, strict=True))
-        )
-        control, *shard_procs = procs
-        control_url, *shard_urls = urls
+    async with contextlib.AsyncExitStack() as stack:
+        running = [
+            await stack.enter_async_context(exporter_process(kubeconfig, workdir, nodes, name, total))
+            for name in names
+        ]
+        await asyncio.gather(*(wait_ready(proc, url + "/readyz", started, 300) for proc, url in running))
         async with new_session(1) as session:
+            (_, control_url), *shard_procs = running
             expected = collections.Counter(data_series(await fetch(session, control_url + "/metrics", PLAIN)))
             served: collections.Counter[bytes] = collections.Counter()
-            for ordinal, (proc, url) in enumerate(zip(shard_procs, shard_urls, strict=True)):
-                shard = ShardResult(ordinal, start_to_ready_s=readiness[ordinal + 1][1])
-                plain = await fetch(session, url + "/metrics", PLAIN)
-                shard.body_plain = len(plain)
-                shard.body_gzip = len(await fetch(session, url + "/metrics", GZIP))
-                lines = data_series(plain)
-                del plain
+            for shard, (_, url) in zip(shards.shards, shard_procs, strict=True):
+                lines = data_series(await fetch(session, url + "/metrics", PLAIN))
                 shard.series = len(lines)
                 served.update(lines)
-                shard.rss_ready_mb = memory_mb(proc.pid, "VmRSS")
-                shards.shards.append(shard)
-        shards.control_series = sum(expected.values())
-        shards.missing = sum((expected - served).values())
-        shards.extra = sum((served - expected).values())
-        shards.duplicated = sum(count - 1 for count in served.values() if count > 1)
-        del expected, served
-        await stop_process(control)
-        log(
-            f"{nodes} nodes: shards serve {shards.series_sum:,} data series, the control process "
-            f"{shards.control_series:,}: {shards.missing} missing, {shards.extra} extra, "
-            f"{shards.duplicated} duplicated"
-        )
-        for shard, proc, url in zip(shards.shards, shard_procs, shard_urls, strict=True):
-            label = f"shard {shard.ordinal}/quiet"
-            shard.scrapes.update(await scrape_series(label, url, settings, proc.pid, nodes))
-        await sim.start()
-        try:
-            await asyncio.sleep(settings.warmup_seconds)
-            for shard, proc, url in zip(shards.shards, shard_procs, shard_urls, strict=True):
-                shard.scrapes.update(
-                    await scrape_series(f"shard {shard.ordinal}/load", url, settings, proc.pid, nodes)
-                )
-            log(f"{nodes} nodes: shards' ingest window, {settings.ingest_seconds:.0f} s without scrapes")
-            cpu0 = [cpu_seconds(proc.pid) for proc in shard_procs]
-            t0 = time.perf_counter()
-            await asyncio.sleep(settings.ingest_seconds)
-            shards.ingest_seconds = time.perf_counter() - t0
-            for shard, proc, before in zip(shards.shards, shard_procs, cpu0, strict=True):
-                shard.ingest_cpu_s = cpu_seconds(proc.pid) - before
-        finally:
-            await sim.stop()
-        for shard, proc, url in zip(shards.shards, shard_procs, shard_urls, strict=True):
+    shards.control_series = sum(expected.values())
+    shards.missing = sum((expected - served).values())
+    shards.extra = sum((served - expected).values())
+    shards.duplicated = sum(count - 1 for count in served.values() if count > 1)
+    del expected, served
+    log(
+        f"{nodes} nodes: shards serve {shards.series_sum:,} data series, the control process "
+        f"{shards.control_series:,}: {shards.missing} missing, {shards.extra} extra, "
+        f"{shards.duplicated} duplicated"
+    )
+    for shard in shards.shards:
+        name = f"shard{shard.ordinal}"
+        started = time.perf_counter()
+        async with exporter_process(kubeconfig, workdir, nodes, name, total, again=True) as (proc, url):
+            _, shard.start_to_ready_s = await wait_ready(proc, url + "/readyz", started, 300)
+            shard.rss_ready_mb = memory_mb(proc.pid, "VmRSS")
+            async with new_session(1) as session:
+                shard.body_plain = len(await fetch(session, url + "/metrics", PLAIN))
+                shard.body_gzip = len(await fetch(session, url + "/metrics", GZIP))
+            shard.scrapes.update(await scrape_series(f"{name}/quiet", url, settings, proc.pid, nodes))
+            await sim.start()
+            try:
+                await asyncio.sleep(settings.warmup_seconds)
+                shard.scrapes.update(await scrape_series(f"{name}/load", url, settings, proc.pid, nodes))
+                cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+                await asyncio.sleep(settings.ingest_seconds)
+                shard.ingest_cpu_s = cpu_seconds(proc.pid) - cpu0
+                shard.ingest_seconds = time.perf_counter() - t0
+            finally:
+                await sim.stop()
             shard.rss_peak_mb = memory_mb(proc.pid, "VmHWM")
             async with new_session(1) as session:
                 final = await fetch(session, url + "/metrics", PLAIN)
-            result.warnings += [f"shard {shard.ordinal}: {p}" for p in exporter_health(final)]
-    finally:
-        for proc in procs:
-            await stop_process(proc)
-        for handle in logs:
-            handle.close()
-    for ordinal, proc in enumerate(procs, start=-1):
-        name = "control" if ordinal < 0 else f"shard{ordinal}"
-        if proc.returncode not in (0, -15):
-            result.warnings.append(f"{name} exited with {proc.returncode}")
+            result.warnings += [f"{name}: {problem}" for problem in exporter_health(final)]
+        share = ratio(shard.ingest_cpu_s, shard.ingest_seconds)
+        log(
+            f"{nodes} nodes: {name} alone: ready {shard.start_to_ready_s:.2f} s, peak RSS "
+            f"{shard.rss_peak_mb:.0f} MB, ingest {share:.0%} of a core"
+        )
+    for name in names:
         result.warnings += [f"{name}: {p}" for p in log_problems(workdir / f"exporter-{nodes}-{name}.log")]
     return shards
+
+
+@contextlib.asynccontextmanager
+async def exporter_process(
+    kubeconfig: Path, workdir: Path, nodes: int, name: str, total: int, again: bool = False
+) -> Any:
+    """An exporter process for the shard phase (`name` "control" or "shard<i>"); yields (process,
+    base URL) as soon as it is spawned, and stops it on exit."""
+    port = free_port()
+    extra = () if name == "control" else ("--shard", name.removeprefix("shard"), "--total-shards", str(total))
+    with (workdir / f"exporter-{nodes}-{name}.log").open("ab" if again else "wb") as stderr:
+        proc = await start_exporter(kubeconfig, port, stderr, *extra)
+        try:
+            yield proc, f"http://127.0.0.1:{port}"
+        finally:
+            await stop_process(proc)
+    if proc.returncode not in (0, -15):
+        with (workdir / f"exporter-{nodes}-{name}.log").open("a") as handle:
+            handle.write(f"benchmark: {name} exited with {proc.returncode}\n")
 
 
 async def scrape_series(label: str, url: str, settings: Settings, pid: int, nodes: int) -> dict[str, Latency]:
@@ -1308,12 +1309,20 @@ def report_size(r: SizeResult) -> str:
     return "\n".join(out)
 
 
+def cpu_share(shard: ShardResult, r: SizeResult, encoding: str) -> float:
+    """A shard's CPU per quiet scrape ÷ the single process's: less sensitive to a busy machine than
+    the wall-clock p50."""
+    return ratio(
+        shard.lat(f"quiet/{encoding}").cpu_ms_per_request, r.lat(f"ours/quiet/{encoding}").cpu_ms_per_request
+    )
+
+
 def report_shards(r: SizeResult, shards: ShardsResult) -> str:
     out = [
         f"{shards.total} shards (--shard i --total-shards {shards.total}), started together with one "
         f"unsharded control process: data series {shards.series_sum:,} (control {shards.control_series:,}; "
         f"{shards.missing} missing, {shards.extra} extra, {shards.duplicated} duplicated) "
-        f"{mark(shards.exact)}"
+        f"{mark(shards.exact)}; then each shard alone: ready, quiet, under load, ingest, peak RSS"
     ]
     rows = [
         [
@@ -1329,6 +1338,7 @@ def report_shards(r: SizeResult, shards: ShardsResult) -> str:
             "÷ one",
             "gzip p50 q / load ms",
             "÷ one",
+            "CPU/scrape ÷ one, plain / gzip (q)",
             "ingest CPU",
         ]
     ]
@@ -1356,7 +1366,8 @@ def report_shards(r: SizeResult, shards: ShardsResult) -> str:
                 + " / "
                 + fraction(ratio(load, r.lat(f"ours/load/{encoding}").p50), SHARD_SCRAPE_TARGET)
             )
-        cells.append(f"{ratio(shard.ingest_cpu_s, shards.ingest_seconds):.0%}")
+        cells.append(" / ".join(f"{cpu_share(shard, r, e):.0%}" for e in ("plain", "gzip")))
+        cells.append(f"{ratio(shard.ingest_cpu_s, shard.ingest_seconds):.0%}")
         rows.append(cells)
     rows.append(
         [
@@ -1372,6 +1383,8 @@ def report_shards(r: SizeResult, shards: ShardsResult) -> str:
             "",
             f"{r.lat('ours/quiet/gzip').p50:.1f} / {r.lat('ours/load/gzip').p50:.1f}",
             "",
+            " / ".join(f"{r.lat(f'ours/quiet/{e}').cpu_ms_per_request:.2f}" for e in ("plain", "gzip"))
+            + " ms",
             f"{r.ingest_cpu_share:.0%}",
         ]
     )
