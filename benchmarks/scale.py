@@ -90,15 +90,16 @@ def rss_target_mb(nodes: int) -> float:
 # --- what the simulated cluster holds, what the exporter watches ---------------------------------------
 
 
-def source_selection() -> SourceSelection:
-    """Every source of the registry on. One that is off by default (job recovery: it needs read
-    access in each job namespace) is turned on for the namespaces the simulated jobs run in."""
+def source_selection(names: tuple[str, ...]) -> SourceSelection:
+    """The sources `names` on (by default every source of the registry), every other one off. One
+    that is off by default (job recovery: it needs read access in each job namespace) is turned on
+    for the namespaces the simulated jobs run in."""
     return SourceSelection(
-        enabled={source.name: True for source in SOURCES},
+        enabled={source.name: source.name in names for source in SOURCES},
         namespaces={
             source.name: ",".join(JOB_NAMESPACES)
             for source in SOURCES
-            if not getattr(source, "enabled_by_default", True)
+            if source.name in names and not getattr(source, "enabled_by_default", True)
         },
     )
 
@@ -345,6 +346,7 @@ class Settings:
     poll_interval: float
     split_seconds: float
     shards: int  # 0: no shard phase
+    sources: tuple[str, ...]  # the exporter's sources (default: every one)
     obvious_up_to: int  # the obvious design is measured up to this many nodes (0: every size)
 
 
@@ -706,8 +708,8 @@ def exporter_health(body: bytes) -> list[str]:
     return problems
 
 
-def start_exporter(kubeconfig: Path, port: int, stderr: Any, *extra: str) -> Any:
-    """`python3 -m exporter` with every source on (coroutine giving the process)."""
+def start_exporter(kubeconfig: Path, port: int, stderr: Any, settings: Settings, *extra: str) -> Any:
+    """`python3 -m exporter` with the benchmark's sources on (coroutine giving the process)."""
     return asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -718,7 +720,7 @@ def start_exporter(kubeconfig: Path, port: int, stderr: Any, *extra: str) -> Any
         f"127.0.0.1:{port}",
         "--log.level",
         "warning",
-        *source_flags(source_selection()),
+        *source_flags(source_selection(settings.sources)),
         *extra,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -762,8 +764,8 @@ async def run_size(nodes: int, settings: Settings, workdir: Path, seq: int) -> t
         )
         stderr = (workdir / f"exporter-{nodes}.log").open("wb")
         started = time.perf_counter()
-        proc = await start_exporter(kubeconfig, port, stderr)
-        counter = EventCounter(store, source_selection())
+        proc = await start_exporter(kubeconfig, port, stderr, settings)
+        counter = EventCounter(store, source_selection(settings.sources))
         try:
             result.start_to_listen_s, result.start_to_ready_s = await wait_ready(
                 proc, base + "/readyz", started, 120
@@ -875,7 +877,7 @@ async def measure_shards(
     started = time.perf_counter()
     async with contextlib.AsyncExitStack() as stack:
         running = [
-            await stack.enter_async_context(exporter_process(kubeconfig, workdir, nodes, name, total))
+            await stack.enter_async_context(exporter_process(kubeconfig, workdir, settings, nodes, name))
             for name in names
         ]
         await asyncio.gather(*(wait_ready(proc, url + "/readyz", started, 300) for proc, url in running))
@@ -900,7 +902,7 @@ async def measure_shards(
     for shard in shards.shards:
         name = f"shard{shard.ordinal}"
         started = time.perf_counter()
-        async with exporter_process(kubeconfig, workdir, nodes, name, total, again=True) as (proc, url):
+        async with exporter_process(kubeconfig, workdir, settings, nodes, name, again=True) as (proc, url):
             _, shard.start_to_ready_s = await wait_ready(proc, url + "/readyz", started, 300)
             shard.rss_ready_mb = memory_mb(proc.pid, "VmRSS")
             async with new_session(1) as session:
@@ -933,14 +935,15 @@ async def measure_shards(
 
 @contextlib.asynccontextmanager
 async def exporter_process(
-    kubeconfig: Path, workdir: Path, nodes: int, name: str, total: int, again: bool = False
+    kubeconfig: Path, workdir: Path, settings: Settings, nodes: int, name: str, again: bool = False
 ) -> Any:
     """An exporter process for the shard phase (`name` "control" or "shard<i>"); yields (process,
     base URL) as soon as it is spawned, and stops it on exit."""
     port = free_port()
-    extra = () if name == "control" else ("--shard", name.removeprefix("shard"), "--total-shards", str(total))
+    shard = name.removeprefix("shard")
+    extra = () if name == "control" else ("--shard", shard, "--total-shards", str(settings.shards))
     with (workdir / f"exporter-{nodes}-{name}.log").open("ab" if again else "wb") as stderr:
-        proc = await start_exporter(kubeconfig, port, stderr, *extra)
+        proc = await start_exporter(kubeconfig, port, stderr, settings, *extra)
         try:
             yield proc, f"http://127.0.0.1:{port}"
         finally:
@@ -1527,6 +1530,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "cluster and compare them with it (default: no shard phase)",
     )
     parser.add_argument(
+        "--sources",
+        default=None,
+        metavar="NAMES",
+        help="the exporter's sources, comma-separated (default: every source of exporter/registry.py: "
+        + ",".join(source.name for source in SOURCES)
+        + ")",
+    )
+    parser.add_argument(
         "--obvious-up-to",
         type=int,
         default=10_000,
@@ -1561,6 +1572,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         poll_interval=0.01,
         split_seconds=pick(args.split_seconds, 4.0, 2.0),
         shards=args.shards,
+        sources=tuple(
+            dict.fromkeys(
+                name.strip() for name in (args.sources or ",".join(s.name for s in SOURCES)).split(",")
+            )
+        ),
         obvious_up_to=args.obvious_up_to,
     )
 
@@ -1570,6 +1586,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(args)
     if settings.shards == 1 or settings.shards < 0:
         print(f"--shards {settings.shards}: give 2 or more shards, or leave it out", file=sys.stderr)
+        return 2
+    unknown = [name for name in settings.sources if name not in {s.name for s in SOURCES}]
+    if unknown:
+        known = ", ".join(s.name for s in SOURCES)
+        print(f"--sources: unknown source {unknown[0]!r}: choose among {known}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     results, checks = asyncio.run(run(settings, args.keep))
