@@ -39,6 +39,7 @@ from aiohttp import web
 
 from exporter.apiserver import KubeApiTestServer
 from exporter.simulator import ClusterSimulator
+from tests import vm_process
 from tests.helpers import eventually, parse_exposition
 from tests.prometheus_process import PROMETHEUS, Process, PrometheusServer, free_port, prometheus, wait_ready
 from tests.vm_process import (
@@ -75,7 +76,7 @@ MISSING = [
     )
     if path is None
 ]
-pytestmark = pytest.mark.skipif(
+needs_binaries = pytest.mark.skipif(
     bool(MISSING) and not os.environ.get("CI"),
     reason=f"needs {', '.join(MISSING)}: apt-get install victoria-metrics prometheus (as .ci/run does)",
 )
@@ -248,6 +249,23 @@ async def split_cluster(
 # --- the test ------------------------------------------------------------------------------------------
 
 
+def test_deployment_docs_quote_the_flags() -> None:
+    """docs/deployment.md shows the VictoriaMetrics command lines this test runs."""
+    text = (ROOT / "docs" / "deployment.md").read_text()
+    section = text[text.index("## Large clusters: shards") :]
+    section = section[: section.index("\n## ", 1)]
+    here = Path("x")
+    for args in (
+        vm_process.victoria_metrics_args(1, here),
+        vm_process.vmagent_args(1, here, "http://x/api/v1/write", here, 0, MEMBERS),
+        vm_process.vmalert_args(1, here, "http://x", "http://y", "1s"),
+    ):
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            assert flag in section, f"{flag} is not in docs/deployment.md#large-clusters-shards"
+
+
+@needs_binaries
 async def test_shards_through_vmagent_cluster_into_victoriametrics(tmp_path: Path) -> None:
     assert not MISSING, f"CI=true, but {', '.join(MISSING)} missing: .ci/run installs the Debian packages"
     rules = tmp_path / "alerts.yaml"
