@@ -91,11 +91,9 @@ def is_data(name: str) -> bool:
     return name.startswith("mindx_") and not name.startswith("mindx_exporter_")
 
 
-def key(name: str, labels: dict[str, str]) -> Key:
-    """A series as stored: no target labels, no empty label values (storage drops those)."""
-    return name, frozenset(
-        (k, v) for k, v in labels.items() if k not in TARGET_LABELS and k != "__name__" and v != ""
-    )
+def key(name: str, labels: dict[str, str], drop: tuple[str, ...] = ()) -> Key:
+    """A series as stored: no empty label values (storage drops those), nor the labels in `drop`."""
+    return name, frozenset((k, v) for k, v in labels.items() if k not in drop and k != "__name__" and v != "")
 
 
 async def scrape(session: aiohttp.ClientSession, port: int) -> dict[Key, float]:
@@ -183,7 +181,8 @@ async def exporter_process(
         f"--kubeconfig={kubeconfig}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
-    async with spawn(workdir.name, [*args, *flags], workdir, env={"PYTHONPATH": str(ROOT)}) as process:
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    async with spawn(workdir.name, [*args, *flags], workdir, env={"PYTHONPATH": path}) as process:
         await wait_ready(session, f"http://127.0.0.1:{port}/readyz", process, timeout=60)
         yield process
 
@@ -378,7 +377,7 @@ async def test_shards_through_vmagent_cluster_into_victoriametrics(tmp_path: Pat
             async def stored_equals_reference() -> None:
                 expected = await scrape(session, reference_port)
                 stored = [
-                    (key(s["metric"]["__name__"], s["metric"]), float(s["value"][1]))
+                    (key(s["metric"]["__name__"], s["metric"], TARGET_LABELS), float(s["value"][1]))
                     for s in await store.query('{__name__=~"mindx_.+", __name__!~"mindx_exporter_.+"}')
                 ]
                 keys = Counter(k for k, _ in stored)
