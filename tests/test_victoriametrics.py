@@ -155,7 +155,7 @@ async def prometheus_firing(server: PrometheusServer, names: list[str]) -> Alert
 async def vmalert_firing(server: VmProcess, names: list[str]) -> AlertSet:
     data = await server.get_json("/api/v1/alerts")
     firing: AlertSet = Counter()
-    for alert in data["alerts"]:
+    for alert in data["alerts"] or ():  # null before the first evaluation
         labels = {"alertname": alert["name"], **alert["labels"]}
         if alert["state"] == "firing" and labels["alertname"] in names:
             firing[frozenset(labels.items()), frozenset(alert["annotations"].items())] += 1
@@ -202,7 +202,7 @@ def scrape_config(ports: list[int]) -> dict[str, Any]:
 
 async def member_targets(agent: VmProcess) -> list[dict[str, Any]]:
     data = await agent.get_json("/api/v1/targets")
-    targets: list[dict[str, Any]] = data["activeTargets"]
+    targets: list[dict[str, Any]] = data["activeTargets"] or []
     return targets
 
 
