@@ -944,12 +944,213 @@ def exporter_health() -> dash.Dashboard:
     )
 
 
+# --- fault history ------------------------------------------------------------------------------------------
+
+
+def fault_history() -> dash.Dashboard:
+    """How often chips fault, how long faults last, which chips flap: the fault-history counter and
+    histogram over the selected range, and the day-long recording rules over weeks."""
+    top_chips = _with_columns(
+        _table(
+            "Chips with the most raises",
+            "The 20 chips that raised fault codes most often in the selected range, cleared or not (each "
+            "producer's raises summed, the most over producers): replacement candidates. Codes: distinct "
+            "codes raised; Level now: the chip's current level. The node opens the node detail dashboard.",
+            14,
+            10,
+            rows(q.TOP_RAISING_CHIPS),
+            rows(q.TOP_RAISING_CHIPS_CODES),
+            rows(q.TOP_RAISING_CHIPS_LEVEL),
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                {"Value #A": "Raises", "Value #B": "Codes", "Value #C": "Level now"},
+                ("cluster", "node", "npu", "id", "Value #A", "Value #B", "Value #C"),
+            )
+        )
+        .sort_by(_sort("Raises", desc=True)),
+        _level_column("Level now"),
+        _column("node", _prop("links", [{"title": "Node detail", "url": NODE_LINK}])),
+    )
+
+    per_code = _bars(
+        "Raises per fault code",
+        "The 15 fault codes raised most often in the selected range, with the level they were raised "
+        "at (each producer's raises summed, the most over producers).",
+        10,
+        10,
+        now(q.RAISES_PER_CODE, "{{fault_code}} ({{fault_level}})"),
+    ).decimals(0)
+
+    raises_by_level = (
+        _stacked(
+            _timeseries(
+                "Raises over time by level",
+                "Fault codes raised in each interval of the graph (one bar per step), by the level they were "
+                "raised at, stacked.",
+                24,
+                8,
+                over_time(q.RAISES_PER_INTERVAL_BY_LEVEL, "{{fault_level}}"),
+            )
+        )
+        .draw_style(common.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .decimals(0)
+    )
+    chips_per_day = (
+        _timeseries(
+            "Chips faulted per day by level",
+            "Chips that raised a fault code in the 24 hours before each point, by level (each chip once "
+            "whichever producers saw it; recording rule fault_level:mindx_npu_chips_faulted:count24h).",
+            12,
+            8,
+            over_time(q.CHIPS_FAULTED_PER_DAY, "{{fault_level}}"),
+        )
+        .decimals(0)
+        .min(0)
+    )
+    for name, color in style.CODE_LEVEL_COLORS.items():
+        raises_by_level = raises_by_level.override_by_name(name, [style.override_color(color)])
+        chips_per_day = chips_per_day.override_by_name(name, [style.override_color(color)])
+
+    duration = _prop("unit", "dtdurations")
+    clear_times = _with_columns(
+        _table(
+            "Time to clear by level",
+            "Fault codes that cleared in the selected range, per producer and level: how many, and how "
+            "long they had lasted (median, 90th and 99th percentile from the histogram buckets, which "
+            "run from 1 minute to 30 days; mean exact).",
+            14,
+            8,
+            rows(q.CLEARED_BY_LEVEL),
+            rows(q.CLEAR_TIME_P50),
+            rows(q.CLEAR_TIME_P90),
+            rows(q.CLEAR_TIME_P99),
+            rows(q.CLEAR_TIME_MEAN),
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                {
+                    "Value #A": "Cleared",
+                    "Value #B": "p50",
+                    "Value #C": "p90",
+                    "Value #D": "p99",
+                    "Value #E": "Mean",
+                },
+                ("source", "fault_level", "Value #A", "Value #B", "Value #C", "Value #D", "Value #E"),
+            )
+        )
+        .sort_by(_sort("p90", desc=True)),
+        _text_colors_column("fault_level", style.CODE_LEVEL_COLORS),
+        _column("Cleared", _prop("decimals", 0)),
+        *(_column(name, duration) for name in ("p50", "p90", "p99", "Mean")),
+    )
+
+    return (
+        _dashboard(
+            "mindx-fault-history",
+            "MindX DL / Fault history",
+            "How often chips fault, how long faults take to clear, which chips flap, and how many chips "
+            "the fleet had usable, from mindx-fault-exporter's fault counters.",
+        )
+        .time("now-7d", "now")
+        .refresh("5m")
+        .with_variable(datasource_variable())
+        .with_variable(cluster_variable())
+        .with_variable(source_variable())
+        .with_row(dash.Row("Raises"))
+        .with_panel(
+            _stat(
+                "Raises in range",
+                "Fault codes raised on chips in the selected range, cleared or not (each producer's raises "
+                "summed, the most over producers).",
+                6,
+                4,
+                now(q.RAISES_IN_RANGE),
+            )
+            .color_scheme(style.fixed_color("orange"))
+            .decimals(0)
+        )
+        .with_panel(
+            _stat(
+                "Chips that raised",
+                "Chips that raised at least one fault code in the selected range.",
+                6,
+                4,
+                now(q.CHIPS_RAISED_IN_RANGE),
+            )
+            .color_scheme(style.fixed_color("orange"))
+            .decimals(0)
+        )
+        .with_panel(
+            _stat(
+                "Faults cleared in range",
+                "Fault codes that cleared in the selected range (each producer's count, the most over "
+                "producers).",
+                6,
+                4,
+                now(q.CLEARED_IN_RANGE),
+            )
+            .color_scheme(style.fixed_color("green"))
+            .decimals(0)
+        )
+        .with_panel(
+            _stat(
+                "Flapping chips",
+                "Chips that raised fault codes 3 or more times in the last 24 hours, whatever the range "
+                "(the MindXNPUChipFlapping alert's condition): candidates for replacement.",
+                6,
+                4,
+                now(q.FLAPPING_CHIPS),
+            )
+            .thresholds(style.thresholds("green", (1, "orange")))
+            .decimals(0)
+        )
+        .with_panel(top_chips)
+        .with_panel(per_code)
+        .with_panel(raises_by_level)
+        .with_row(dash.Row("Time to clear"))
+        .with_panel(clear_times)
+        .with_panel(
+            _timeseries(
+                "Mean time to clear (24 h)",
+                "Mean duration of the fault codes that cleared in the 24 hours before each point, per "
+                "producer and level (recording rule fault_level:mindx_npu_fault_duration_seconds:mean24h).",
+                10,
+                8,
+                over_time(q.CLEAR_TIME_MEAN_24H, "{{source}} {{fault_level}}"),
+            )
+            .unit("s")
+            .min(0)
+        )
+        .with_row(dash.Row("Fleet"))
+        .with_panel(chips_per_day)
+        .with_panel(
+            _timeseries(
+                "Usable chip ratio",
+                "Of the chips the producers list (busy chips are in no list), the share a job could use "
+                "(recording rule cluster:mindx_npu_usable_chips:ratio).",
+                12,
+                8,
+                over_time(q.USABLE_RATIO, "usable {{cluster}}"),
+            )
+            .unit("percentunit")
+            .min(0)
+            .max(1)
+            .color_scheme(style.fixed_color("green"))
+        )
+    )
+
+
 # --- output -------------------------------------------------------------------------------------------------
 
 DASHBOARDS: dict[str, Callable[[], dash.Dashboard]] = {
     "mindx-cluster-overview.json": cluster_overview,
     "mindx-node-detail.json": node_detail,
     "mindx-exporter-health.json": exporter_health,
+    "mindx-fault-history.json": fault_history,
 }
 
 

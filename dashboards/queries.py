@@ -11,7 +11,7 @@ expression. Expressions use the dashboards' template variables:
   health dashboard, the watch; multi-value, "All" = ``.*``;
 - ``$node``: one Kubernetes node (node detail);
 - ``$instance``: exporter instances (exporter health); multi-value, "All" = ``.*``;
-- Grafana's ``$__rate_interval`` and ``$__range``.
+- Grafana's ``$__rate_interval``, ``$__interval`` (the graph's step) and ``$__range``.
 
 The same fact reported by several producers gives several series (docs/metrics.md): chip levels
 are taken as the maximum over sources per chip, as the alert rules do. Aggregations keep
@@ -207,6 +207,78 @@ RENDER_MEAN = (
 SCRAPE_DURATION = _only_exporters(_exporter("scrape_duration_seconds"))
 MEMORY = _only_exporters(_exporter("process_resident_memory_bytes"))
 CPU = _only_exporters(f"rate({_exporter('process_cpu_seconds_total')}[$__rate_interval])")
+
+# --- fault history ----------------------------------------------------------------------------------------
+# `mindx_npu_chip_faults_total` series appear with value 1 at a chip's first raise of a code, a step
+# increase() cannot see; so raises in a window are the growth of the series that existed at its start
+# plus the whole value of those that did not (docs/alerts.md, as the recording rules count them). The
+# same raise seen by several producers counts once: per chip and per code the maximum over sources of
+# each source's sum, as MindXNPUChipFlapping takes it.
+
+
+def in_window(series: str, window: str = "$__range") -> str:
+    """What a counter (or a histogram's _bucket/_count/_sum) gained in the `window` before the
+    evaluation time, series born inside it counted whole. An exporter restart inside the window
+    counts 0 for the series it had before (clamped, never negative)."""
+    return (
+        f"(clamp_min({series} - {series} offset {window}, 0) or ({series} unless {series} offset {window}))"
+    )
+
+
+_RAISED = in_window(selector("mindx_npu_chip_faults_total", CLUSTER, SOURCE))
+_CHIP = "cluster, node, npu, id"
+CHIP_RAISES = f"max by ({_CHIP}) (sum by (source, {_CHIP}) ({_RAISED}))"
+TOP_RAISING_CHIPS = f"topk(20, {CHIP_RAISES} > 0)"
+TOP_RAISING_CHIPS_CODES = (
+    f"count by ({_CHIP}) (max by ({_CHIP}, fault_code) ({_RAISED}) > 0) and on ({_CHIP}) {TOP_RAISING_CHIPS}"
+)
+TOP_RAISING_CHIPS_LEVEL = (
+    f"max by ({_CHIP}) ({selector('mindx_npu_chip_fault_level', CLUSTER, SOURCE)}) "
+    f"and on ({_CHIP}) {TOP_RAISING_CHIPS}"
+)
+RAISES_IN_RANGE = f"sum(max by (cluster) (sum by (cluster, source) ({_RAISED}))) or vector(0)"
+CHIPS_RAISED_IN_RANGE = f"count({CHIP_RAISES} > 0) or vector(0)"
+RAISES_PER_CODE = (
+    "sort_desc(topk(15, sum by (fault_code, fault_level) (max by (cluster, fault_code, fault_level) "
+    f"(sum by (cluster, source, fault_code, fault_level) ({_RAISED}))) > 0))"
+)
+# Raises in each step of the graph ($__interval is Grafana's step, so the windows tile the range).
+RAISES_PER_INTERVAL_BY_LEVEL = (
+    "sum by (fault_level) (max by (cluster, fault_level) (sum by (cluster, source, fault_level) "
+    f"({in_window(selector('mindx_npu_chip_faults_total', CLUSTER, SOURCE), '$__interval')})))"
+)
+# Chips raising 3 or more times in 24 hours: MindXNPUChipFlapping's expression.
+_RAISED_24H = selector("chip_code:mindx_npu_chip_faults:raised24h", CLUSTER)
+FLAPPING_CHIPS = f"count(max by ({_CHIP}) (sum by (source, {_CHIP}) ({_RAISED_24H})) >= 3) or vector(0)"
+
+# Cleared faults' durations in the range, per source and level (each producer times its own view).
+_DURATION = "mindx_npu_fault_duration_seconds"
+_CLEARED = in_window(selector(f"{_DURATION}_count", CLUSTER, SOURCE))
+CLEARED_IN_RANGE = f"sum(max by (cluster) (sum by (cluster, source) ({_CLEARED}))) or vector(0)"
+CLEARED_BY_LEVEL = f"sum by (source, fault_level) ({_CLEARED}) > 0"
+
+
+def clear_time_quantile(quantile: float) -> str:
+    buckets = in_window(selector(f"{_DURATION}_bucket", CLUSTER, SOURCE))
+    # NaN (no clear of that level in the range) is dropped by the comparison.
+    return f"histogram_quantile({quantile}, sum by (source, fault_level, le) ({buckets})) >= 0"
+
+
+CLEAR_TIME_P50 = clear_time_quantile(0.5)
+CLEAR_TIME_P90 = clear_time_quantile(0.9)
+CLEAR_TIME_P99 = clear_time_quantile(0.99)
+CLEAR_TIME_MEAN = (
+    f"sum by (source, fault_level) ({in_window(selector(f'{_DURATION}_sum', CLUSTER, SOURCE))}) "
+    f"/ sum by (source, fault_level) ({_CLEARED}) >= 0"
+)
+
+# Recording rules (deploy/prometheus/alerts.yaml, group mindx-fault-history): day-long windows over
+# weeks of history. They aggregate within one Prometheus; `cluster` comes from its external label.
+CLEAR_TIME_MEAN_24H = selector("fault_level:mindx_npu_fault_duration_seconds:mean24h", CLUSTER, SOURCE)
+CHIPS_FAULTED_PER_DAY = (
+    f"sum by (fault_level) ({selector('fault_level:mindx_npu_chips_faulted:count24h', CLUSTER)})"
+)
+USABLE_RATIO = selector("cluster:mindx_npu_usable_chips:ratio", CLUSTER)
 
 # --- template variables -----------------------------------------------------------------------------------
 

@@ -3,12 +3,13 @@ query they run answers with data from a real Prometheus scraping the real export
 
 The end-to-end test runs the demo's pieces in-process — the Kubernetes API test server, the
 cluster simulator at the demo's fault rates but much faster, the exporter — and Debian's
-`prometheus` on 127.0.0.1 scraping it every second. Once every kind of fault has shown up (each
-chip fault_handling level, NodeD and ClusterD node statuses, switch faults, fault Events, a retry
-budget, an invalid ConfigMap), it runs every panel target and every template-variable query of
-every dashboard through Prometheus's HTTP API with the variables set to real values, and fails on
-a query error or an empty result. There is no Grafana here: the structural tests check what
-Grafana needs to import the JSON unchanged.
+`prometheus` on 127.0.0.1 scraping it every second and evaluating the shipped rule file. Once
+every kind of fault has shown up (each chip fault_handling level, NodeD and ClusterD node
+statuses, switch faults, fault Events, a retry budget, an invalid ConfigMap, chip faults raised
+and cleared while Prometheus watched), it runs every panel target and every template-variable
+query of every dashboard through Prometheus's HTTP API with the variables set to real values, and
+fails on a query error or an empty result. There is no Grafana here: the structural tests check
+what Grafana needs to import the JSON unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from exporter.kube.reflector import ReflectorOptions
 from exporter.simulator import ClusterSimulator
 from exporter.sources.common import CHIP_LEVELS
 from tests.conftest import StartExporter
+from tests.helpers import eventually
 from tests.prometheus_process import PROMETHEUS, PrometheusApiError, PrometheusServer, prometheus
 
 try:
@@ -50,11 +52,14 @@ UIDS = {
     "mindx-cluster-overview.json": "mindx-cluster-overview",
     "mindx-node-detail.json": "mindx-node-detail",
     "mindx-exporter-health.json": "mindx-exporter-health",
+    "mindx-fault-history.json": "mindx-fault-history",
 }
 GRID_WIDTH = 24
 VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::(\w+))?\}")
 # Grafana's own variables, as a Prometheus data source fills them in for a 1 s scrape interval.
 BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m", "__range_s": "300"}
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
+JOB = "mindx-fault-exporter"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -366,7 +371,25 @@ async def _seen(prom: PrometheusServer, expr: str, label: str) -> set[str]:
     return {r["metric"].get(label, "") for r in await prom.query(expr)}
 
 
-async def missing_fault_kinds(prom: PrometheusServer) -> list[str]:
+def grew_since(metric: str, since: float) -> str:
+    """Series of `metric` that grew after `since` or were born after it (a fault-history counter
+    series appears with its first raise, a step increase() cannot see)."""
+    then = f"{metric} @ {since:.3f}"
+    return f"({metric} - {then} > 0) or ({metric} unless {then})"
+
+
+async def first_scrape(prom: PrometheusServer) -> float:
+    """The time of a scrape of the exporter: what Prometheus holds from then on, it watched."""
+
+    async def scraped() -> float:
+        result = await prom.query(f'timestamp(up{{job="{JOB}"}} == 1)')
+        assert result, "the exporter was not scraped yet"
+        return float(result[0]["value"][1])
+
+    return await eventually(scraped, timeout=10, interval=0.2)
+
+
+async def missing_fault_kinds(prom: PrometheusServer, watched_since: float) -> list[str]:
     missing: list[str] = []
 
     def want(what: str, needed: set[str], seen: set[str]) -> None:
@@ -415,7 +438,32 @@ async def missing_fault_kinds(prom: PrometheusServer) -> list[str]:
         {"json"},
         await _seen(prom, "group by (reason) (mindx_configmap_invalid)", "reason"),
     )
+    # Fault history: raises counted and faults timed as they clear while Prometheus watches (the
+    # exporter counts only after its first list, so these are the simulator's later moves), and
+    # the recording rules evaluated over them.
+    for what, expr in (
+        ("chip fault raises counted", grew_since("mindx_npu_chip_faults_total", watched_since)),
+        (
+            "chip faults cleared and timed",
+            grew_since("mindx_npu_fault_duration_seconds_count", watched_since),
+        ),
+        ("fault history rules", "fault_level:mindx_npu_fault_duration_seconds:mean24h >= 0"),
+    ):
+        if not await prom.query(expr):
+            missing.append(what)
     return missing
+
+
+def shipped_rules(cluster: str) -> dict[str, Any]:
+    """The shipped rule file, its recorded series labelled with `cluster` as the external label of
+    the Prometheus evaluating them shows on a central query (the rules aggregate within one
+    Prometheus, so their results carry no target label of their own)."""
+    rules: dict[str, Any] = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "record" in rule:
+                rule["labels"] = {**rule.get("labels", {}), "cluster": cluster}
+    return rules
 
 
 def broken_configmap(store_cm: dict[str, Any]) -> dict[str, Any]:
@@ -458,11 +506,15 @@ async def test_every_panel_and_variable_query_returns_data(
         page_size=500, watch_timeout=30, stall_timeout=10, backoff_initial=0.02, backoff_max=0.2
     )
     exporter = await start_exporter(reflector=reflector)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(shipped_rules("demo")))
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        # The fault history dashboard reads the recording rules.
+        "rule_files": [str(rules)],
         "scrape_configs": [
             {
-                "job_name": "mindx-fault-exporter",
+                "job_name": JOB,
                 "honor_labels": True,
                 # The external label the dashboards' `cluster` variable selects on.
                 "static_configs": [
@@ -474,8 +526,9 @@ async def test_every_panel_and_variable_query_returns_data(
     async with simulator, prometheus(config, tmp_path / "prometheus") as prom:
         start = time.time()
         try:
+            watched_since = await first_scrape(prom)
             deadline = start + 45
-            while missing := await missing_fault_kinds(prom):
+            while missing := await missing_fault_kinds(prom, watched_since):
                 assert time.time() < deadline, f"not every kind of fault appeared: {missing}"
                 await asyncio.sleep(0.5)
             # From here on the cluster moves at wall-clock speed, so "now" stays put for the panels.

@@ -7,6 +7,7 @@ from typing import Any
 
 from exporter.apiserver import KubeApiTestServer
 from exporter.app import SourceSelection
+from exporter.registry import SOURCES
 from tests.conftest import StartExporter
 from tests.helpers import FIXTURES, eventually, fixture, labels, select
 
@@ -107,18 +108,10 @@ async def test_every_source_served_from_fixtures(
     # The Event existed before the exporter started: not counted.
     assert select(series, "mindx_npu_fault_events_total") == {}
     assert select(series, "mindx_configmap_invalid") == {}
+    # Every source enabled by default, each in its producer's namespace, has listed.
     assert select(series, "mindx_exporter_watch_up") == {
-        labels(source=s, namespace=n): 1
-        for s, n in [
-            ("device-plugin", "kube-system"),
-            ("noded", "mindx-dl"),
-            ("clusterd", "mindx-dl"),
-            ("volcano", "volcano-system"),
-            ("device-plugin-events", "kube-system"),
-            ("clusterd-public-faults", "cluster-system"),
-            ("clusterd-manual-separation", "cluster-system"),
-            ("clusterd-scheduling-exceptions", "cluster-system"),
-        ]
+        labels(source=target.source, namespace=target.namespace): 1
+        for _, target in SourceSelection().targets()
     }
     # The narrowest selectors: Volcano's object by name, Events by reporting component.
     log = [p for _, p in api.request_log]
@@ -249,14 +242,7 @@ async def test_sources_switched_off_and_moved(api: KubeApiTestServer, start_expo
     moved["metadata"]["namespace"] = "ops-mindx"
     api.store.apply("configmaps", moved)
     selection = SourceSelection(
-        enabled={
-            "clusterd": False,
-            "device-plugin-events": False,
-            "volcano": False,
-            "clusterd-public-faults": False,
-            "clusterd-manual-separation": False,
-            "clusterd-scheduling-exceptions": False,
-        },
+        enabled={source.name: source.name in ("device-plugin", "noded") for source in SOURCES},
         namespaces={"noded": "ops-mindx"},
     )
     exporter = await start_exporter(sources=selection)
