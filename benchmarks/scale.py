@@ -274,6 +274,10 @@ class SizeResult:
     # "<design>/<phase>/<encoding>" → (user, system) CPU ms per request over a long series
     cpu_split: dict[str, tuple[float, float]] = field(default_factory=dict)
     shards: ShardsResult | None = None
+    # The machine's 1-minute load average when the size started and when it ended (the machine is
+    # shared: above its 2 cores, every timing here is stretched).
+    load_before: float = 0.0
+    load_after: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     def lat(self, key: str) -> Latency:
@@ -326,6 +330,7 @@ class SizeResult:
                 for key, (user, system) in self.cpu_split.items()
             },
             "shards": self.shards.to_json() if self.shards is not None else None,
+            "load_average_before_after": [round(self.load_before, 2), round(self.load_after, 2)],
             "warnings": self.warnings,
         }
 
@@ -1205,6 +1210,10 @@ def table(rows: list[list[str]], right: set[int] | None = None) -> str:
 def report_size(r: SizeResult) -> str:
     out = [f"\n== {r.nodes:,} nodes x {CHIPS} chips (A3), {r.configmaps:,} ConfigMaps =="]
     out.append(
+        f"machine load average (1 min) {r.load_before:.1f} at the start, {r.load_after:.1f} at the end "
+        f"({os.cpu_count()} CPUs)"
+    )
+    out.append(
         "ConfigMaps by namespace: " + ", ".join(f"{ns} {n:,}" for ns, n in r.configmaps_by_namespace.items())
     )
     out.append(
@@ -1451,7 +1460,9 @@ async def run(settings: Settings, keep: Path | None) -> tuple[list[SizeResult], 
         workdir = Path(tmp) if keep is None else keep
         workdir.mkdir(parents=True, exist_ok=True)
         for nodes in settings.nodes:
+            load_before = os.getloadavg()[0]
             result, seq = await run_size(nodes, settings, workdir, seq)
+            result.load_before, result.load_after = load_before, os.getloadavg()[0]
             result.bench_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB
             results.append(result)
             print(report_size(result), flush=True)

@@ -60,6 +60,10 @@ def results_table(sizes: list[dict[str, Any]]) -> str:
     def add(name: str, fn: Any) -> None:
         lines.append(row(name, [fn(s) for s in sizes]))
 
+    add(
+        "machine load average, start → end",
+        lambda s: " → ".join(f"{v:.1f}" for v in s.get("load_average_before_after", [])),
+    )
     add("ConfigMaps in the API", lambda s: f"{s['configmaps']:,}")
     add("series (of which data)", lambda s: f"{s['series']:,} ({s.get('data_series', 0):,})")
     add(
