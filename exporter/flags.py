@@ -17,6 +17,7 @@ from exporter.app import DEFAULT_LISTEN_ADDRESS, ExporterConfig, SourceSelection
 from exporter.autoshard import PodNameError, statefulset_pod
 from exporter.demo import DEMO_LISTEN_ADDRESS, DEMO_RATES, DemoConfig
 from exporter.handlers.base import HandlerOptions
+from exporter.httpserver import HttpLimits
 from exporter.kube.reflector import ReflectorOptions
 from exporter.registry import SOURCES, SOURCES_BY_NAME
 from exporter.server import parse_listen_address
@@ -146,6 +147,23 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="exporter-toolkit web config (YAML) enabling TLS and/or basic auth (docs/security.md)",
+    )
+    web.add_argument(
+        "--web.send-timeout",
+        dest="send_timeout",
+        type=_SECONDS,
+        default=HttpLimits.send_timeout,
+        metavar="SECONDS",
+        help="a response must be sent within this of its request, else the connection is reset "
+        "(default %(default)s)",
+    )
+    web.add_argument(
+        "--web.max-scrapes",
+        dest="max_scrapes",
+        type=_int_at_least(1, 10_000),
+        default=HttpLimits.max_scrapes,
+        metavar="N",
+        help="metrics responses sent at once; more wait briefly, then get 503 (default %(default)s)",
     )
     kube = parser.add_argument_group("kubernetes")
     kube.add_argument(
@@ -470,6 +488,7 @@ def exporter_config(args: argparse.Namespace) -> ExporterConfig:
         telemetry_path=args.telemetry_path,
         sources=selection,
         web_config=load_web_config(args.web_config_file) if args.web_config_file else None,
+        http=HttpLimits(send_timeout=args.send_timeout, max_scrapes=args.max_scrapes),
         reflector=ReflectorOptions(
             page_size=args.page_size,
             watch_timeout=args.watch_timeout,
