@@ -794,9 +794,11 @@ def test_alerts_scenario_plays_its_script_on_reserved_nodes() -> None:
     assert roles.node_down.noded_status() == "UnHealthy"
     assert roles.job.noded_status() == "PreSeparate" and roles.job.busy  # ClusterD: Healthy
 
+    step_to(sim, 170)
+    assert scenario.job.times == 2
     step_to(sim, 200)
     assert scenario.job.times == 1
-    step_to(sim, 400)
+    step_to(sim, 440)
     assert scenario.job.times == 0 and scenario.job.active
     occurs = Counter(ev["reason"] for ev in store.list("events") if ev["source"]["host"] == roles.chips.name)
     assert occurs["Occur"] >= 15 and occurs["Recovery"] >= 14  # the flapping link, 3 a minute

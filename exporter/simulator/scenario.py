@@ -18,9 +18,9 @@ seconds; "chips" and "switch" are A3 nodes)::
     30 s    switch     switch SeparateFault                                SwitchUnhealthy ~1.5 min
     30 s    node-down  NodeD SeparateFault                                 NodeUnhealthy ~1.5 min
     30 s    job        NodeD PreSeparateFault (busy: ClusterD: Healthy)    NodePreSeparate ~5.5 min
-    2 min   job        chip 0 RestartBusiness: job restarts, 1 retry left  JobRetriesLow at once,
-                                                                           NPUChipRestartFaultPersists ~32 min
-    6 min   job        chip 1 RestartBusiness: 0 retries left              JobRetriesExhausted at once
+    3 min   job        chip 0 RestartBusiness: job restarts, 1 retry left  JobRetriesLow at once,
+                                                                           NPUChipRestartFaultPersists ~33 min
+    7 min   job        chip 1 RestartBusiness: 0 retries left              JobRetriesExhausted at once
     16 min             Volcano writes no session for 10 min                VolcanoStale ~21 min
     50 min  all        everything recovers, the job ends                   every scripted alert resolves
 
@@ -60,7 +60,7 @@ DP_DOWN_BEFORE = 600.0  # the quiet node's device plugin died this long before t
 DP_DOWN_UNTIL = 900.0  # ... and comes back this long after it
 VOLCANO_DOWN = (960.0, 1560.0)
 FLAP_PERIOD, FLAP_DOWN = 20.0, 8.0  # 3 link-down Events a minute: > 20 in an hour within 8 minutes
-JOB_FAULTS = (120.0, 360.0)  # restart faults on two of the job's chips
+JOB_FAULTS = (180.0, 420.0)  # restart faults on two of the job's chips (Prometheus saw 2 retries first)
 
 
 @dataclass(frozen=True, slots=True)
