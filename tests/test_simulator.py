@@ -668,25 +668,25 @@ def written_times(store: Store) -> list[tuple[str, float]]:
     for cm in store.list("configmaps"):
         name = cm["metadata"]["name"]
         if name.startswith("mindx-dl-deviceinfo-"):
-            times += view_times(deviceplugin.parse_configmap(cm).view, name)
+            times += view_times(deviceplugin.parse_configmap(cm).first, name)
         elif name.startswith("mindx-dl-nodeinfo-"):
-            record = noded.parse_configmap(cm).record
+            record = noded.parse_configmap(cm).first
             assert record is not None and record.update_time is not None
             times.append((name, record.update_time))
         elif name == "cluster-info-node-cm":
             for node, rec in (clusterd.parse_node_cm(cm).records or {}).items():
                 times.append((f"{name} {node}", rec.update_time or 0.0))
         elif clusterd.is_device_shard(name):
-            for entry in (clusterd.parse_device_shard(cm).entries or {}).values():
+            for entry in (clusterd.parse_device_shard(cm).records or {}).values():
                 times += view_times(entry.view, name)
         elif clusterd.is_switch_shard(name):
-            for node, sentry in (clusterd.parse_switch_shard(cm).entries or {}).items():
+            for node, sentry in (clusterd.parse_switch_shard(cm).records or {}).items():
                 times.append((f"{name} {node}", sentry.update_time or 0.0))
         elif name == "vcjob-fault-npu-cm":
-            for vnode in volcano.parse_configmap(cm).nodes or ():
+            for vnode in volcano.fault_nodes(volcano.parse_configmap(cm)):
                 times += view_times(vnode.view, name)
     for ev in store.list("events"):
-        record = events.parse_event(ev).record
+        record = events.parse_event(ev).first
         assert record is not None and record.event_time is not None
         times.append((ev["metadata"]["name"], record.event_time))
     return times
@@ -741,13 +741,13 @@ def chip_faults(store: Store, source: str, node: Node) -> dict[str, tuple[str, s
     if source == "device-plugin":
         view = deviceplugin.parse_configmap(
             store.get("configmaps", "kube-system", f"mindx-dl-deviceinfo-{node.name}")
-        ).view
+        ).first
     else:
         view = next(
             entry.view
             for cm in store.list("configmaps", "mindx-dl")
             if clusterd.is_device_shard(cm["metadata"]["name"])
-            for name, entry in (clusterd.parse_device_shard(cm).entries or {}).items()
+            for name, entry in (clusterd.parse_device_shard(cm).records or {}).items()
             if name == node.name
         )
     assert view is not None and view.chips is not None
@@ -857,7 +857,7 @@ def test_alerts_scenario_objects_parse_cleanly_while_it_plays() -> None:
         elif name == "vcjob-fault-npu-cm":
             result = volcano.parse_configmap(cm)
             assert_clean(result.problems, name)
-            states = {n.view.node: n.health_state for n in result.nodes or ()}
+            states = {n.view.node: n.health_state for n in volcano.fault_nodes(result)}
             assert scenario.roles is not None
             assert states[scenario.roles.switch.name] == "NodeUnhealthy"
             assert states[scenario.roles.node_down.name] == "NodeUnhealthy"

@@ -13,7 +13,8 @@ seconds; "chips" and "switch" are A3 nodes)::
     30 s    chips      chip 1 NotHandleFault, PreSeparateNPU from 60 s     NPUChipPreSeparate ~6 min
     30 s    chips      chip 2 at FutureLevelNPU (no MindX DL level)        NPUChipUnknownFaultHandling ~6 min
     30 s    chips      chip 3 public fault 220001001 (ClusterD)            NPUChipPublicFault at once
-    30 s    chips      link 81078607 of chip 4 down 8 s in every 20 s      NPUFaultEventsFlapping ~8 min
+    30 s    chips      link 81078607 of chip 4 down 8 s in every 20 s      NPUChipFlapping ~1.5 min,
+                                                                           NPUFaultEventsFlapping ~8 min
     30 s    chips      switch SubHealthFault                               SwitchDegraded ~5.5 min
     30 s    switch     switch SeparateFault                                SwitchUnhealthy ~1.5 min
     30 s    node-down  NodeD SeparateFault                                 NodeUnhealthy ~1.5 min
@@ -59,7 +60,7 @@ END = 3000.0  # everything scripted recovers (after MindXNPUChipRestartFaultPers
 DP_DOWN_BEFORE = 600.0  # the quiet node's device plugin died this long before the start ...
 DP_DOWN_UNTIL = 900.0  # ... and comes back this long after it
 VOLCANO_DOWN = (960.0, 1560.0)
-FLAP_PERIOD, FLAP_DOWN = 20.0, 8.0  # 3 link-down Events a minute: > 20 in an hour within 8 minutes
+FLAP_PERIOD, FLAP_DOWN = 20.0, 8.0  # 3 raises a minute: 3 a day at once, > 20 Events an hour in 8 min
 JOB_FAULTS = (180.0, 420.0)  # restart faults on two of the job's chips (Prometheus saw 2 retries first)
 
 
