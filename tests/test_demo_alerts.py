@@ -173,6 +173,23 @@ async def firing(prom: PrometheusServer) -> set[str]:
     return {s["metric"]["alertname"] for s in series if is_scripted(s["metric"])}
 
 
+def test_alerts_profile_refuses_too_few_nodes() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "exporter", "demo", "--profile", "alerts", "--nodes", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mindx-fault-exporter demo: --profile alerts needs --nodes 5 or more (got 4): "
+        "its script drives 5 nodes of its own"
+    ], done.stderr
+    assert done.stdout == ""
+
+
 def test_demo_configurations_are_valid() -> None:
     promtool, amtool = shutil.which("promtool"), shutil.which("amtool")
     if promtool is None or amtool is None:
