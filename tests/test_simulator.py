@@ -42,7 +42,7 @@ from exporter.simulator.model import (
     Upgrade,
 )
 from exporter.simulator.producers import clusterd_device_value, clusterd_node_value, clusterd_switch_value
-from exporter.sources import clusterd, deviceplugin, events, noded, volcano
+from exporter.sources import clusterd, deviceplugin, events, manualseparation, noded, publicfaults, volcano
 from exporter.sources.common import CHIP_LEVELS, Problems
 from exporter.sources.records import NodeChips
 from tests.helpers import fixture
@@ -685,6 +685,12 @@ def written_times(store: Store) -> list[tuple[str, float]]:
         elif name == "vcjob-fault-npu-cm":
             for vnode in volcano.fault_nodes(volcano.parse_configmap(cm)):
                 times += view_times(vnode.view, name)
+        elif name == "statistic-fault-info":
+            for record in (publicfaults.parse_configmap(cm).records or {}).values():
+                times += [(f"{name} {f.fault_code}", f.raised_at) for f in getattr(record, "faults", ())]
+        elif name == "clusterd-manual-info-cm":
+            for sep in (manualseparation.parse_configmap(cm).records or {}).values():
+                times += [(f"{name} {c.npu} {c.fault_code}", c.separated_at) for c in sep.chips]
     for ev in store.list("events"):
         record = events.parse_event(ev).first
         assert record is not None and record.event_time is not None
@@ -718,6 +724,8 @@ async def test_a_fast_simulation_never_writes_a_time_in_the_future() -> None:
             checked += len(times)
     assert sim.model.now > time.time() + 600  # the simulated clock did run ahead
     assert sim.stats.events_written > 0 and checked > 1000
+    names = {what.split(" ")[0] for what, _ in written_times(store)}
+    assert {"statistic-fault-info", "clusterd-manual-info-cm", "vcjob-fault-npu-cm"} <= names
 
 
 def scenario_sim(nodes: int = 30, **options: Any) -> tuple[ClusterSimulator, AlertsScenario]:

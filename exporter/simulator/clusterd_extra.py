@@ -136,12 +136,16 @@ class ClusterDExtraProducer:
         self.rng = random.Random(f"clusterd-extra-{seed}")
         self.rates = rates if rates is not None else ExtraRates()
         self._last: float | None = None
+        self._last_stamp = 0.0  # the model's written time at the last write (model.stamp)
         self._public: dict[tuple[str, str], _PublicFault] = {}  # (node, resource+faultId) → fault
         self._public_written = ""  # PublicFaults of the last full write (ClusterD writes on change)
         self._hits: dict[tuple[str, int, str], list[int]] = {}  # (node, chip, code) → hit times (ms)
         self._seen: set[tuple[str, int, str, int]] = set()  # occurrences already counted
         # node → chip name → code → LastSeparateTime (ms), in the order codes reached the threshold
         self._separated: dict[str, dict[str, dict[str, int]]] = {}
+        # (node, chip name, code) → simulated time of its last hit: releases follow simulated time,
+        # while LastSeparateTime is a written time (never past the wall clock, see model.stamp)
+        self._separated_at: dict[tuple[str, str, str], float] = {}
         self._manual_exists = False
         self._stuck: dict[str, _StuckJob] = {}
         self._job_seq = 0
@@ -152,12 +156,12 @@ class ClusterDExtraProducer:
 
     def write(self, store: Store, model: ClusterModel) -> None:
         """Bring the three objects up to `model.now`, as ClusterD's writers would."""
-        now = model.now
+        now, stamp = model.now, model.stamp()
         if self._last is None:
             self._seed(model)
         else:
-            self._advance(model, self._last, now)
-        self._last = now
+            self._advance(model, self._last, now, self._last_stamp, stamp)
+        self._last, self._last_stamp = now, stamp
         self._write_statistic(store)
         self._write_manual(store, model)
         self._apply(store, self.exception_configmap(now))
@@ -245,21 +249,27 @@ class ClusterDExtraProducer:
     def _seed(self, model: ClusterModel) -> None:
         """A lived-in cluster: faults and stuck jobs of the past hour, separations of the past day."""
         r, now = self.rates, model.now
+        stamp = model.stamp()
         for _ in range(r.initial_public):
-            self._add_public(model, now - self.rng.uniform(60, 3600), still_active_at=now)
+            ago = self.rng.uniform(60, 3600)
+            self._add_public(model, now - ago, stamp - ago, still_active_at=now)
         for _ in range(r.initial_stuck):
             self._add_stuck(model, now - self.rng.uniform(60, 3600), still_active_at=now)
         for _ in range(r.initial_separations):
             node = self.rng.choice(model.nodes)
             chip = self.rng.randrange(node.kind.chips)
             code = self.rng.choice(("80E18402", "8C03A000", "80C98008", "80E01801"))
-            ms = int((now - self.rng.uniform(3600, 86400)) * 1000)
-            self._separate(node, chip, code, ms)
+            ago = self.rng.uniform(3600, 86400)
+            self._separate(node, chip, code, now - ago, int((stamp - ago) * 1000))
 
-    def _advance(self, model: ClusterModel, start: float, end: float) -> None:
+    def _advance(
+        self, model: ClusterModel, start: float, end: float, start_stamp: float, end_stamp: float
+    ) -> None:
         r, nodes = self.rates, len(model.nodes)
+        # Written times of the interval's arrivals: spread over the written times of its ends.
+        ratio = (end_stamp - start_stamp) / (end - start) if end > start else 0.0
         for at in self._arrivals(start, end, r.public_per_node_hour * nodes):
-            self._add_public(model, at)
+            self._add_public(model, at, start_stamp + (at - start) * ratio)
         for at in self._arrivals(start, end, r.stuck_per_node_hour * nodes):
             self._add_stuck(model, at)
         self._public = {key: f for key, f in self._public.items() if f.until > end}
@@ -279,7 +289,9 @@ class ClusterDExtraProducer:
         duration = self.rng.expovariate(1.0 / (mean_hours * 3600.0))
         return (still_active_at if still_active_at is not None else at) + duration
 
-    def _add_public(self, model: ClusterModel, at: float, still_active_at: float | None = None) -> None:
+    def _add_public(
+        self, model: ClusterModel, at: float, written: float, still_active_at: float | None = None
+    ) -> None:
         node = self.rng.choice(model.nodes)
         resource, fault_type, code, level, chips = self.rng.choice(_PUBLIC_FAULTS)
         if chips == "one":
@@ -289,9 +301,11 @@ class ClusterDExtraProducer:
         else:
             dev_ids = ()
         self._fault_seq += 1
-        fault_id = _fault_id(resource, node, dev_ids, int(at), self._fault_seq)
+        fault_id = _fault_id(resource, node, dev_ids, int(written), self._fault_seq)
         until = self._lifetime(at, self.rates.public_mean_hours, still_active_at)
-        fault = _PublicFault(node.name, resource, dev_ids, fault_id, fault_type, code, level, int(at), until)
+        fault = _PublicFault(
+            node.name, resource, dev_ids, fault_id, fault_type, code, level, int(written), until
+        )
         # A repeated `occur` of a key already present is ignored (§A.4).
         self._public.setdefault((node.name, resource + fault_id), fault)
 
@@ -341,19 +355,24 @@ class ClusterDExtraProducer:
                         hits.append(state.time_ms)
                         del hits[: -r.fault_threshold]
                         if len(hits) >= r.fault_threshold and hits[-1] - hits[0] <= window_ms:
-                            self._separate(node, chip, state.code, int(model.now * 1000))
+                            self._separate(node, chip, state.code, model.now, int(model.stamp() * 1000))
 
-    def _separate(self, node: Node, chip: int, code: str, ms: int) -> None:
-        codes = self._separated.setdefault(node.name, {}).setdefault(node.kind.names[chip], {})
+    def _separate(self, node: Node, chip: int, code: str, at: float, ms: int) -> None:
+        """Separate at simulated time ``at``, written as ``ms``."""
+        name = node.kind.names[chip]
+        codes = self._separated.setdefault(node.name, {}).setdefault(name, {})
         codes[code] = ms  # a new code goes last; a repeated one keeps its place, time refreshed
+        self._separated_at[(node.name, name, code)] = at
 
     def _release(self, now: float) -> None:
         """Codes are released `fault_free_hours` after their last threshold hit (§B.3)."""
-        oldest = int((now - self.rates.fault_free_hours * 3600) * 1000)
+        oldest = now - self.rates.fault_free_hours * 3600
+        at = self._separated_at
         for node in list(self._separated):
             chips = self._separated[node]
             for name in list(chips):
-                chips[name] = {code: ms for code, ms in chips[name].items() if ms > oldest}
+                for code in [code for code in chips[name] if at[(node, name, code)] <= oldest]:
+                    del chips[name][code], at[(node, name, code)]
                 if not chips[name]:
                     del chips[name]
             if not chips:
