@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from exporter.simulator import AlertsScenario, ClusterModel, Node
-from exporter.simulator.scenario import AlertsRoles
+from exporter.simulator.scenario import STUCK_JOB, AlertsRoles
 from tests.prometheus_process import PROMETHEUS, PrometheusServer, free_port, prometheus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,9 @@ EXPECTED = {
     "MindXNPUChipPublicFault",
     "MindXNPUFaultEventsFlapping",
     "MindXNPUChipFlapping",
+    "MindXPublicFaultSeparateNPU",
+    "MindXNPUChipFaultFrequencySeparated",
+    "MindXJobSchedulingException",
     "MindXNodeUnhealthy",
     "MindXNodePreSeparate",
     "MindXSwitchUnhealthy",
@@ -162,6 +165,10 @@ SCRIPTED_NODES = scripted_nodes()
 
 
 def is_scripted(labels: dict[str, str]) -> bool:
+    if labels["alertname"] == "MindXNPUChipFaultFrequencySeparated":
+        return True  # ClusterD's separations from before the start (always two, random chips)
+    if labels["alertname"] == "MindXJobSchedulingException":
+        return labels.get("job") == STUCK_JOB
     if "node" in labels:
         return labels["node"] in SCRIPTED_NODES
     return labels.get("podgroup", "").startswith("alerts-demo-") or labels["alertname"] == "MindXVolcanoStale"

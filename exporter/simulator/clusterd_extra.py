@@ -151,6 +151,7 @@ class ClusterDExtraProducer:
         self._job_seq = 0
         self._fault_seq = 0
         self._cluster_chips: int | None = None
+        self._scripted_since: dict[str, float] = {}  # model.stuck_jobs key → simulated time first seen
 
     # -- the writes -------------------------------------------------------------------------------------
 
@@ -162,17 +163,18 @@ class ClusterDExtraProducer:
         else:
             self._advance(model, self._last, now, self._last_stamp, stamp)
         self._last, self._last_stamp = now, stamp
-        self._write_statistic(store)
+        self._write_statistic(store, model)
         self._write_manual(store, model)
-        self._apply(store, self.exception_configmap(now))
+        self._apply(store, self.exception_configmap(now, model))
 
     @staticmethod
     def _apply(store: Store, obj: dict[str, Any]) -> None:
         with contextlib.suppress(ApiServerStatusError):
             store.apply("configmaps", obj)
 
-    def _write_statistic(self, store: Store) -> None:
-        count = len(self._public)
+    def _write_statistic(self, store: Store, model: ClusterModel) -> None:
+        public = {**self._public, **_scripted_public(model)}
+        count = len(public)
         if count > MAX_FAULT_NUM:
             # Only FaultNum and Description are patched; on a missing object the patch fails (§A.5).
             patch = {"data": {"FaultNum": self._fault_num(count), "Description": OVERFLOW_DESCRIPTION}}
@@ -180,7 +182,7 @@ class ClusterDExtraProducer:
                 store.patch("configmaps", CLUSTER_NAMESPACE, STATISTIC_NAME, patch)
             self._public_written = ""
             return
-        faults = self.public_faults_value()
+        faults = self.public_faults_value(public)
         if faults == self._public_written:
             return
         self._public_written = faults
@@ -204,10 +206,10 @@ class ClusterDExtraProducer:
     def _fault_num(count: int) -> str:
         return go_dumps({"publicFaultNum": count})
 
-    def public_faults_value(self) -> str:
+    def public_faults_value(self, public: dict[tuple[str, str], _PublicFault] | None = None) -> str:
         """`map[node][]NodeFault`: node keys sorted, each array in Go map order (drawn anew)."""
         by_node: dict[str, list[dict[str, Any]]] = {}
-        for fault in self._public.values():
+        for fault in (self._public if public is None else public).values():
             element: dict[str, Any] = {"resource": fault.resource}
             if fault.dev_ids:
                 element["devIds"] = list(fault.dev_ids)
@@ -238,10 +240,17 @@ class ClusterDExtraProducer:
             data[node] = go_dumps({"Total": names, "Detail": detail})
         return data
 
-    def exception_configmap(self, now: float) -> dict[str, Any]:
+    def exception_configmap(self, now: float, model: ClusterModel | None = None) -> dict[str, Any]:
         """Jobs whose condition was the same at the previous check (ClusterD's debounce); no
-        exception at all gives an object without `data`, as the API server stores an empty map."""
+        exception at all gives an object without `data`, as the API server stores an empty map.
+        The model's scripted stuck jobs (model.stuck_jobs) are pending for want of NPUs."""
         data = {job.key: job.value for job in self._stuck.values() if job.since < now}
+        if model is not None:
+            scripted = model.stuck_jobs
+            self._scripted_since = {key: self._scripted_since.get(key, now) for key in scripted}
+            for key, (namespace, name) in scripted.items():
+                if self._scripted_since[key] + 10.0 < now:  # the same condition at two checks
+                    data[key] = self._exception_value(model, namespace, name, _EXCEPTIONS[0])
         return _configmap(EXCEPTION_NAME, dict(sorted(data.items())) or None, None)
 
     # -- the simulated processes ------------------------------------------------------------------------
@@ -314,14 +323,23 @@ class ClusterDExtraProducer:
         namespace = self.rng.choice(_JOB_NAMESPACES)
         name = f"{self.rng.choice(_JOB_NAMES)}-{self._job_seq}"
         uid = _uuid(self.rng)
-        job_type, status, reason, template = self.rng.choice(_EXCEPTIONS)
+        value = self._exception_value(model, namespace, name, self.rng.choice(_EXCEPTIONS))
+        until = self._lifetime(at, self.rates.stuck_mean_hours, still_active_at) + 10.0
+        key = f"{name}.{uid}"
+        # Shown once the condition was the same at two checks 10 s apart.
+        self._stuck[key] = _StuckJob(key, value, at + 10.0, until)
+
+    def _exception_value(
+        self, model: ClusterModel, namespace: str, name: str, exception: tuple[str, str, str, str]
+    ) -> str:
+        job_type, status, reason, template = exception
         if self._cluster_chips is None:  # nodes never change kind: count once
             self._cluster_chips = sum(node.kind.chips for node in model.nodes)
         chips = self._cluster_chips
         message = template.format(
             ns=namespace, name=name, npus=chips + 128, cap=chips, nodes=len(model.nodes)
         )
-        value = go_dumps(
+        return go_dumps(
             {
                 "jobName": name,
                 "jobType": job_type,
@@ -329,10 +347,6 @@ class ClusterDExtraProducer:
                 "conditions": {"status": status, "reason": reason, "message": message},
             }
         )
-        until = self._lifetime(at, self.rates.stuck_mean_hours, still_active_at) + 10.0
-        key = f"{name}.{uid}"
-        # Shown once the condition was the same at two checks 10 s apart.
-        self._stuck[key] = _StuckJob(key, value, at + 10.0, until)
 
     def _count_hits(self, model: ClusterModel) -> None:
         """ClusterD's fault-frequency counter: each new occurrence of a counted code on a chip a job
@@ -389,6 +403,20 @@ def _configmap(name: str, data: dict[str, str] | None, labels: dict[str, str] | 
     if data is not None:
         obj["data"] = data
     return obj
+
+
+def _scripted_public(model: ClusterModel) -> dict[tuple[str, str], _PublicFault]:
+    """The model's scripted public faults (Node.public_faults, also in ClusterD's device shards),
+    reported by pingmesh."""
+    faults = {}
+    for node in model.faulty_nodes():
+        for chip, public in node.public_faults.items():
+            fault_id = _fault_id("pingmesh", node, (chip,), public.time, 0)
+            fault = _PublicFault(
+                node.name, "pingmesh", (chip,), fault_id, "NPU", public.code, public.level, public.time, 0.0
+            )
+            faults[(node.name, "pingmesh" + fault_id)] = fault
+    return faults
 
 
 def _fault_id(resource: str, node: Node, dev_ids: tuple[int, ...], at: int, seq: int) -> str:

@@ -772,6 +772,8 @@ class ClusterModel:
         self.node_by_name: dict[str, Node] = {node.name: node for node in self.nodes}
         self.script = script
         self.outages: list[Outage] = []
+        # Scripted jobs that do not run (ClusterD's scheduling-exception-report): key → (namespace, name)
+        self.stuck_jobs: dict[str, tuple[str, str]] = {}
         reserved = {node.index for node in script.reserve(self)} if script is not None else set()
         self.reserved: frozenset[int] = frozenset(reserved)
         # Random faults and jobs land on these (all nodes unless a script reserved some).

@@ -12,7 +12,9 @@ seconds; "chips" and "switch" are A3 nodes)::
     30 s    chips      chip 0 SeparateNPU                                  NPUChipSeparated at once
     30 s    chips      chip 1 NotHandleFault, PreSeparateNPU from 60 s     NPUChipPreSeparate ~6 min
     30 s    chips      chip 2 at FutureLevelNPU (no MindX DL level)        NPUChipUnknownFaultHandling ~6 min
-    30 s    chips      chip 3 public fault 220001001 (ClusterD)            NPUChipPublicFault at once
+    30 s    chips      chip 3 public fault 220001001 (ClusterD)            NPUChipPublicFault,
+                                                                           PublicFaultSeparateNPU at once
+    30 s    —          a job ClusterD reports as pending (too few NPUs)    JobSchedulingException ~10.5 min
     30 s    chips      link 81078607 of chip 4 down 8 s in every 20 s      NPUChipFlapping ~1.5 min,
                                                                            NPUFaultEventsFlapping ~8 min
     30 s    chips      switch SubHealthFault                               SwitchDegraded ~5.5 min
@@ -61,6 +63,8 @@ DP_DOWN_BEFORE = 600.0  # the quiet node's device plugin died this long before t
 DP_DOWN_UNTIL = 900.0  # ... and comes back this long after it
 VOLCANO_DOWN = (960.0, 1560.0)
 FLAP_PERIOD, FLAP_DOWN = 20.0, 8.0  # 3 raises a minute: 3 a day at once, > 20 Events an hour in 8 min
+STUCK_JOB = "alerts-demo-pending"  # ClusterD reports it: it needs more NPUs than the cluster has
+STUCK_JOB_KEY = f"{STUCK_JOB}.6f1d0c7e-0000-4000-8000-00000000a1e7"
 JOB_FAULTS = (180.0, 420.0)  # restart faults on two of the job's chips (Prometheus saw 2 retries first)
 
 
@@ -123,6 +127,7 @@ class AlertsScenario:
         model.raise_switch_fault(roles.switch, "[0x00f103b0,155907,na,na]", SWITCH_SEPARATE)
         model.raise_node_fault(roles.node_down, "2C000031", NODED_SEPARATE)
         model.raise_node_fault(roles.job, "0000001D", NODED_PRE_SEPARATE)
+        model.stuck_jobs[STUCK_JOB_KEY] = ("training", STUCK_JOB)
 
     def _pre_separate(self, model: ClusterModel) -> None:
         assert self.roles is not None
@@ -150,6 +155,7 @@ class AlertsScenario:
         model.clear_node_faults(roles.job)
         if self.job is not None:
             model.end_job(self.job)
+        model.stuck_jobs.pop(STUCK_JOB_KEY, None)
 
 
 def _job_fault(node: Node, chip: int) -> Callable[[ClusterModel], None]:
