@@ -801,6 +801,14 @@ def test_alerts_scenario_plays_its_script_on_reserved_nodes() -> None:
     assert roles.switch.switch_status() == "UnHealthy" and roles.chips.switch_status() == "SubHealthy"
     assert roles.node_down.noded_status() == "UnHealthy"
     assert roles.job.noded_status() == "PreSeparate" and roles.job.busy  # ClusterD: Healthy
+    # ClusterD also lists the public fault in statistic-fault-info, and reports the pending job.
+    stat = publicfaults.parse_configmap(store.get("configmaps", "cluster-system", "statistic-fault-info"))
+    node_faults = getattr((stat.records or {}).get(f"node/{roles.chips.name}"), "faults", ())
+    assert [(f.chip_id, f.fault_code, f.fault_level) for f in node_faults] == [
+        ("3", "220001001", "SeparateNPU")
+    ]
+    report = store.get("configmaps", "cluster-system", "scheduling-exception-report")
+    assert any(key.startswith("alerts-demo-pending.") for key in report.get("data") or {})
 
     step_to(sim, 170)
     assert scenario.job.times == 2
