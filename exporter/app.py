@@ -178,10 +178,11 @@ class Exporter:
 
     async def _listen(self) -> None:
         web_config, path = self.config.web_config, self.config.telemetry_path
-        middlewares = server_middlewares(self.config.http, web_config, path)
-        app = build_app(self.store, self.metrics, self.not_ready, path, middlewares, self.not_served)
+        http, rejected = self.config.http, self.metrics.http_rejected
+        middlewares = server_middlewares(http, web_config, path, rejected)
+        app = build_app(self.store, self.metrics, self.not_ready, path, middlewares, self.not_served, http)
         self._runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, **self.config.http.runner_kwargs()
+            app, access_log=None, handler_cancellation=True, **http.runner_kwargs(rejected)
         )
         await self._runner.setup()
         host, port = parse_listen_address(self.config.listen_address)

@@ -23,11 +23,13 @@ from exporter.app import Exporter, ExporterConfig
 from exporter.kube.config import load_cluster_access
 from exporter.logs import event
 from exporter.server import parse_listen_address
-from exporter.simulator import ClusterSimulator, FaultRates
+from exporter.simulator import AlertsScenario, ClusterSimulator, FaultRates
 
 log = logging.getLogger("exporter.demo")
 
 DEMO_RATES = FaultRates()
+# --profile: its default time scale. `alerts` also plays the alerts scenario (docs/alerts.md).
+PROFILE_TIME_SCALE = {"random": 60.0, "alerts": 1.0}
 DEMO_LISTEN_ADDRESS = "127.0.0.1:9847"
 READY_TIMEOUT = 30.0
 # ClusterSimulator offers `failure`, not a completion signal: look this often whether it died.
@@ -47,6 +49,7 @@ class DemoConfig:
     nodes: int = 30
     seed: int = 1
     time_scale: float = 60.0
+    profile: str = "random"  # a key of PROFILE_TIME_SCALE
     rates: FaultRates = field(default_factory=FaultRates)
     api_address: str = "127.0.0.1:0"
     kubeconfig_out: str | None = None  # --write-kubeconfig
@@ -70,7 +73,12 @@ async def run(config: DemoConfig, stop: asyncio.Event) -> None:
         ) from None
     try:
         simulator = ClusterSimulator(
-            api.store, nodes=config.nodes, seed=config.seed, rates=config.rates, time_scale=config.time_scale
+            api.store,
+            nodes=config.nodes,
+            seed=config.seed,
+            rates=config.rates,
+            time_scale=config.time_scale,
+            script=AlertsScenario() if config.profile == "alerts" else None,
         )
         simulator.populate()
         with tempfile.TemporaryDirectory(prefix="mindx-demo-") as workdir:
@@ -103,7 +111,11 @@ async def _serve(
     web = config.exporter
     scheme = "https" if web.web_config and web.web_config.tls else "http"
     url = f"{scheme}://{_display_host(web.listen_address)}:{exporter.port}{web.telemetry_path}"
-    print(f"mindx-fault-exporter demo: {config.nodes} simulated nodes, seed {config.seed}", flush=True)
+    print(
+        f"mindx-fault-exporter demo: {config.nodes} simulated nodes, seed {config.seed}, "
+        f"profile {config.profile}, time scale {config.time_scale:g}",
+        flush=True,
+    )
     print(f"  metrics:             {url}", flush=True)
     print(f"  simulated API:       {api.url}  (kubeconfig {kubeconfig})", flush=True)
     print("  stop with Ctrl-C", flush=True)

@@ -15,13 +15,14 @@ from typing import NoReturn
 from exporter import __version__, devices
 from exporter.app import DEFAULT_LISTEN_ADDRESS, ExporterConfig, SourceSelection
 from exporter.autoshard import PodNameError, statefulset_pod
-from exporter.demo import DEMO_LISTEN_ADDRESS, DEMO_RATES, DemoConfig
+from exporter.demo import DEMO_LISTEN_ADDRESS, DEMO_RATES, PROFILE_TIME_SCALE, DemoConfig
 from exporter.handlers.base import HandlerOptions
+from exporter.httpserver import HttpLimits
 from exporter.kube.reflector import ReflectorOptions
 from exporter.registry import SOURCES, SOURCES_BY_NAME
 from exporter.server import parse_listen_address
 from exporter.sharding import Shard
-from exporter.simulator import FaultRates
+from exporter.simulator import ALERTS_MIN_NODES, FaultRates
 from exporter.sources.limits import Limits
 from exporter.webconfig import load_web_config
 
@@ -147,6 +148,23 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="exporter-toolkit web config (YAML) enabling TLS and/or basic auth (docs/security.md)",
     )
+    web.add_argument(
+        "--web.send-timeout",
+        dest="send_timeout",
+        type=_SECONDS,
+        default=HttpLimits.send_timeout,
+        metavar="SECONDS",
+        help="a response must be sent within this of its request, else the connection is reset "
+        "(default %(default)s)",
+    )
+    web.add_argument(
+        "--web.max-scrapes",
+        dest="max_scrapes",
+        type=_int_at_least(1, 10_000),
+        default=HttpLimits.max_scrapes,
+        metavar="N",
+        help="metrics responses sent at once; more wait briefly, then get 503 (default %(default)s)",
+    )
     kube = parser.add_argument_group("kubernetes")
     kube.add_argument(
         "--kube.page-size",
@@ -271,10 +289,20 @@ def add_demo_flags(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=1, help="random seed; the same seed replays the same faults"
     )
     demo.add_argument(
+        "--profile",
+        choices=sorted(PROFILE_TIME_SCALE),
+        default="random",
+        help="random (default): random faults, an hour a minute; alerts: real-time speed and a script "
+        "that makes every chip, node, switch and job alert of deploy/prometheus/alerts.yaml fire "
+        f"within 15 minutes (RestartFaultPersists: 40) and both staleness alerts; needs --nodes "
+        f"{ALERTS_MIN_NODES} or more (docs/alerts.md: Try the alerts locally)",
+    )
+    demo.add_argument(
         "--time-scale",
         type=_number(0.0, 86400.0, above_low=True),
-        default=60.0,
-        help="simulated seconds per real second, above 0 up to 86400 (default %(default)s: an hour a minute)",
+        default=None,
+        help="simulated seconds per real second, above 0 up to 86400 (default 60: an hour a minute; "
+        "1 with --profile alerts)",
     )
     rate = _number(0.0, 3600.0)
     demo.add_argument(
@@ -470,6 +498,7 @@ def exporter_config(args: argparse.Namespace) -> ExporterConfig:
         telemetry_path=args.telemetry_path,
         sources=selection,
         web_config=load_web_config(args.web_config_file) if args.web_config_file else None,
+        http=HttpLimits(send_timeout=args.send_timeout, max_scrapes=args.max_scrapes),
         reflector=ReflectorOptions(
             page_size=args.page_size,
             watch_timeout=args.watch_timeout,
@@ -499,10 +528,16 @@ def demo_config(args: argparse.Namespace) -> DemoConfig:
             f"--escalate-prob {rates.escalate_prob:g} and --recover-prob {rates.recover_prob:g} add up to "
             "more than 1: a reviewed fault escalates, recovers or stays, so lower one of them"
         )
+    if args.profile == "alerts" and args.nodes < ALERTS_MIN_NODES:
+        raise UsageError(
+            f"--profile alerts needs --nodes {ALERTS_MIN_NODES} or more (got {args.nodes}): "
+            "its script drives 5 nodes of its own"
+        )
     return DemoConfig(
         nodes=args.nodes,
         seed=args.seed,
-        time_scale=args.time_scale,
+        time_scale=args.time_scale if args.time_scale is not None else PROFILE_TIME_SCALE[args.profile],
+        profile=args.profile,
         rates=rates,
         api_address=args.api_address,
         kubeconfig_out=args.kubeconfig_out,

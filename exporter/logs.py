@@ -42,3 +42,26 @@ def setup(level: str = "info") -> None:
 
 def event(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
     logger.log(level, msg, extra={"fields": fields})
+
+
+class RateLimitedEvent:
+    """An event a client can trigger at will (bad requests, failed logins): at most one line per
+    `interval` seconds, carrying the number of occurrences suppressed since the previous line."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last = -interval
+        self._suppressed = 0
+
+    def __call__(self, level: int, msg: str, exc_info: BaseException | None = None, **fields: Any) -> bool:
+        """Log unless a line went out less than `interval` ago; returns whether it logged."""
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return False
+        fields["suppressed_since_last"] = self._suppressed
+        self.logger.log(level, msg, exc_info=exc_info, extra={"fields": fields})
+        self._last = now
+        self._suppressed = 0
+        return True

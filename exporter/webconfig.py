@@ -35,8 +35,8 @@ import logging
 import re
 import secrets
 import ssl
-import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +46,7 @@ import yaml
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from exporter.logs import event
+from exporter.logs import RateLimitedEvent, event
 
 log = logging.getLogger("exporter.web")
 
@@ -408,14 +408,17 @@ class WebConfig:
     def ssl_context(self) -> ssl.SSLContext | None:
         return self.tls.ssl_context() if self.tls is not None else None
 
-    def middlewares(self, telemetry_path: str = "/metrics") -> list[Middleware]:
-        """Response headers (outermost, so 401s carry them too), then basic auth if configured."""
+    def middlewares(
+        self, telemetry_path: str = "/metrics", rejected: Callable[[str], None] | None = None
+    ) -> list[Middleware]:
+        """Response headers (outermost, so 401s carry them too), then basic auth if configured.
+        `rejected` counts logins refused because too many are pending (`too_many_logins`)."""
         chain: list[Middleware] = []
         if self.headers:
             chain.append(headers_middleware(self.headers))
         if self.users:
             excluded = (set(PROBE_PATHS) | set(self.auth_excluded_paths)) - {telemetry_path}
-            chain.append(BasicAuth(self.users, excluded).middleware)
+            chain.append(BasicAuth(self.users, excluded, rejected).middleware)
         return chain
 
     def summary(self) -> dict[str, Any]:
@@ -486,49 +489,154 @@ def headers_middleware(headers: Iterable[tuple[str, str]]) -> Middleware:
 Verdict = Literal["ok", "missing", "denied", "busy"]
 
 
+@dataclass(eq=False)
+class _Check:
+    """A pending bcrypt check; `verdict` resolves to its result, or to None when refused."""
+
+    hashed: bytes | None  # None: unknown user, checked against the dummy hash
+    password: bytes
+    client: str
+    verdict: asyncio.Future[bool | None]
+
+
+class _CheckQueue:
+    """Pending bcrypt checks, served one at a time by one worker thread.
+
+    Checks are ranked: a configured user not verified yet (the right password is still to come:
+    Prometheus' first scrape after a restart), then a configured user already verified (the
+    right password is cached, so this is almost surely a guess), then an unknown user (never
+    succeeds). Within a rank, clients (remote addresses) take turns, first come first served
+    per client. So a flood of wrong logins never locks a correct, not yet verified login out: it
+    waits for no guess at an unknown or a verified user, for one check per other address guessing
+    at unverified users, and for the guesses queued ahead of it from its own address. At most
+    MAX_PENDING checks wait, at most MAX_PER_CLIENT of one rank from one address; a check arriving
+    at a full queue displaces the newest of a lower rank. Everything else beyond is refused (503).
+    """
+
+    MAX_PENDING = 64
+    MAX_PER_CLIENT = 48
+
+    def __init__(self, run: Callable[[bytes | None, bytes], bool]) -> None:
+        self._run = run
+        self._classes: tuple[dict[str, deque[_Check]], ...] = ({}, {}, {})  # by rank, see above
+        self._pending = 0
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def check(self, hashed: bytes | None, password: bytes, client: str, rank: int) -> bool | None:
+        """bcrypt's verdict, or None when the queue is full. `rank`: 0 a configured user not
+        verified yet, 1 a configured user already verified, 2 an unknown user."""
+        clients = self._classes[rank]
+        if len(clients.get(client, ())) >= self.MAX_PER_CLIENT:
+            return None
+        if self._pending >= self.MAX_PENDING and not self._displace_below(rank):
+            return None
+        item = _Check(hashed, password, client, asyncio.get_running_loop().create_future())
+        clients.setdefault(client, deque()).append(item)
+        self._pending += 1
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="bcrypt checks")
+        try:
+            return await item.verdict
+        except asyncio.CancelledError:  # the client left, or its deadline passed: free the place
+            self._discard(rank, item)
+            raise
+
+    def _displace_below(self, rank: int) -> bool:
+        for lower in reversed(self._classes[rank + 1 :]):
+            if lower:
+                client = next(reversed(lower))  # the client that most recently started queueing
+                item = lower[client].pop()
+                if not lower[client]:
+                    del lower[client]
+                self._pending -= 1
+                item.verdict.set_result(None)
+                return True
+        return False
+
+    def _discard(self, rank: int, item: _Check) -> None:
+        queue = self._classes[rank].get(item.client)
+        if queue is not None and item in queue:
+            queue.remove(item)
+            self._pending -= 1
+            if not queue:
+                del self._classes[rank][item.client]
+
+    def _next(self) -> _Check | None:
+        for clients in self._classes:
+            if clients:
+                client = next(iter(clients))
+                queue = clients.pop(client)
+                item = queue.popleft()
+                if queue:
+                    clients[client] = queue  # to the end of the round
+                self._pending -= 1
+                return item
+        return None
+
+    async def _work(self) -> None:
+        try:
+            while (item := self._next()) is not None:
+                try:
+                    valid = await asyncio.to_thread(self._run, item.hashed, item.password)
+                except Exception as err:  # a bug, not a verdict: fail this request, keep serving
+                    if not item.verdict.done():
+                        item.verdict.set_exception(err)
+                    continue
+                if not item.verdict.done():
+                    item.verdict.set_result(valid)
+        finally:
+            self._worker = None
+
+
 class BasicAuth:
     """HTTP basic authentication against bcrypt hashes.
 
     bcrypt is slow on purpose (~50 ms at cost 10), so a successful verification is remembered:
     per user, an HMAC (random per-process key) of user, hash and password; later requests compare
     it in constant time and skip bcrypt. Failures are not cached (attacker-chosen, unbounded).
-    bcrypt runs in a worker thread, one at a time, so guessing cannot stall the event loop or eat
-    every core; when too many guesses queue up, more are refused with 503 at once.
-    An unknown user is checked against a random hash of the same cost, so timing does not reveal
-    which users exist.
+    bcrypt runs in one worker thread, one check at a time, so guessing cannot stall the event loop
+    or take more than one core; `_CheckQueue` decides the order and refuses (503) beyond its bounds.
+    An unknown user is checked against a random hash of the highest cost configured, so timing
+    does not reveal which users exist.
     """
 
-    MAX_WAITING = 32
     LOG_INTERVAL = 10.0
 
-    def __init__(self, users: Mapping[str, bytes], excluded_paths: Iterable[str] = PROBE_PATHS) -> None:
+    def __init__(
+        self,
+        users: Mapping[str, bytes],
+        excluded_paths: Iterable[str] = PROBE_PATHS,
+        rejected: Callable[[str], None] | None = None,
+    ) -> None:
         self._users = dict(users)
         self._excluded = frozenset(excluded_paths)
+        self._rejected = rejected
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
-        self._lock = asyncio.Lock()
-        self._waiting = 0
-        cost = min((int(h[4:6]) for h in self._users.values()), default=10)
-        self._dummy_cost = cost
-        self._dummy: bytes | None = None
-        self._last_log = -self.LOG_INTERVAL
-        self._suppressed = 0
+        self._queue = _CheckQueue(self._bcrypt)
+        # The most expensive configured hash: a wrong password for any user costs at least this
+        # much, so an unknown user must too. Made now, so no request pays for making it.
+        self.dummy_cost = max((int(h[4:6]) for h in self._users.values()), default=10)
+        self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(self.dummy_cost))
+        self._denied_log = RateLimitedEvent(log, self.LOG_INTERVAL)
+        self._busy_log = RateLimitedEvent(log, self.LOG_INTERVAL)
 
     def _digest(self, user: bytes, hashed: bytes, password: bytes) -> bytes:
         message = len(user).to_bytes(4, "big") + user + hashed + password
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
     def _bcrypt(self, hashed: bytes | None, password: bytes) -> bool:
-        if hashed is None:
-            if self._dummy is None:
-                self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(self._dummy_cost))
-            hashed = self._dummy
         try:
-            return bool(bcrypt.checkpw(password, hashed))
+            return bool(bcrypt.checkpw(password, self._dummy if hashed is None else hashed))
         except ValueError:  # longer than 72 bytes, or a NUL byte: bcrypt cannot have produced it
             return False
 
-    async def check(self, authorization: str | None) -> Verdict:
+    async def check(self, authorization: str | None, client: str = "") -> Verdict:
+        """The verdict on an Authorization header sent from address `client`."""
         credentials = parse_basic_authorization(authorization)
         if credentials is None:
             return "missing" if not authorization else "denied"
@@ -538,14 +646,10 @@ class BasicAuth:
         cached = self._verified.get(user)
         if hashed is not None and cached is not None and hmac.compare_digest(cached, digest):
             return "ok"
-        if self._waiting >= self.MAX_WAITING:
+        rank = 2 if hashed is None else 1 if user in self._verified else 0
+        valid = await self._queue.check(hashed, password, client, rank)
+        if valid is None:
             return "busy"
-        self._waiting += 1
-        try:
-            async with self._lock:
-                valid = await asyncio.to_thread(self._bcrypt, hashed, password)
-        finally:
-            self._waiting -= 1
         if valid and hashed is not None:
             self._verified[user] = digest
             return "ok"
@@ -555,36 +659,34 @@ class BasicAuth:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in self._excluded:
             return await handler(request)
-        verdict = await self.check(request.headers.get(hdrs.AUTHORIZATION))
+        verdict = await self.check(request.headers.get(hdrs.AUTHORIZATION), request.remote or "")
         if verdict == "ok":
             return await handler(request)
         self._log_rejection(request, verdict)
         if verdict == "busy":
+            if self._rejected is not None:
+                self._rejected("too_many_logins")
             return web.Response(status=503, text="Service Unavailable\n", headers={"Retry-After": "1"})
         return web.Response(
             status=401, text="Unauthorized\n", headers={hdrs.WWW_AUTHENTICATE: f'Basic realm="{REALM}"'}
         )
 
     def _log_rejection(self, request: web.Request, verdict: Verdict) -> None:
-        """At most one line per LOG_INTERVAL, so a guessing client cannot flood the log. Neither the
-        user name nor the password is logged (people type passwords into user name fields)."""
+        """At most one line per LOG_INTERVAL and kind, so a guessing client cannot flood the log.
+        Neither the user name nor the password is logged (people type passwords into user name
+        fields)."""
         if verdict == "missing":
             event(log, logging.DEBUG, "request without credentials", path=request.path, remote=request.remote)
-            return
-        now = time.monotonic()
-        if now - self._last_log < self.LOG_INTERVAL:
-            self._suppressed += 1
-            return
-        event(
-            log,
-            logging.WARNING,
-            "rejected request with invalid credentials" if verdict == "denied" else "too many logins at once",
-            path=request.path,
-            remote=request.remote,
-            suppressed_since_last=self._suppressed,
-        )
-        self._last_log = now
-        self._suppressed = 0
+        elif verdict == "busy":
+            self._busy_log(
+                logging.WARNING, "too many logins at once", path=request.path, remote=request.remote,
+                pending=self._queue.pending,
+            )  # fmt: skip
+        else:
+            self._denied_log(
+                logging.WARNING, "rejected request with invalid credentials", path=request.path,
+                remote=request.remote,
+            )  # fmt: skip
 
 
 def parse_basic_authorization(header: str | None) -> tuple[str, bytes] | None:

@@ -266,7 +266,7 @@ def test_demo_stops_when_its_simulator_dies() -> None:
     program = (
         "import sys\n"
         "from exporter.simulator import ClusterSimulator\n"
-        "def broken(self, seconds):\n"
+        "def broken(self, *args, **kwargs):\n"
         "    raise ValueError('planted: time does not run backwards')\n"
         "ClusterSimulator.advance = broken\n"
         "from exporter.cli import main\n"

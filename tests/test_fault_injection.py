@@ -531,7 +531,8 @@ async def test_api_server_gone_then_back_with_new_history(
             await converged(exporter, new_store)
     monitor.assert_served_throughout()
     outage = monitor.between(down_at + 0.3, back_at)
-    assert len(outage) >= 10 and all(s.watch_up == 0 for s in outage), "watch_up said 1 during the outage"
+    # Sampled every 20 ms when the machine is idle; a loaded CI machine may manage only a few.
+    assert len(outage) >= 3 and all(s.watch_up == 0 for s in outage), "watch_up said 1 during the outage"
 
 
 async def test_silent_stream_is_detected_and_restarted(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -15,8 +16,10 @@ import pytest
 
 from exporter.apiserver import KubeApiTestServer, Store
 from exporter.simulator import (
+    ALERTS_MIN_NODES,
     DEFAULT_START_TIME,
     KINDS,
+    AlertsScenario,
     ClusterDProducer,
     ClusterModel,
     ClusterSimulator,
@@ -39,7 +42,7 @@ from exporter.simulator.model import (
     Upgrade,
 )
 from exporter.simulator.producers import clusterd_device_value, clusterd_node_value, clusterd_switch_value
-from exporter.sources import clusterd, deviceplugin, events, noded, volcano
+from exporter.sources import clusterd, deviceplugin, events, manualseparation, noded, publicfaults, volcano
 from exporter.sources.common import CHIP_LEVELS, Problems
 from exporter.sources.records import NodeChips
 from tests.helpers import fixture
@@ -641,3 +644,250 @@ def test_reproduces_the_fixtures_byte_for_byte() -> None:
     assert {k: v for k, v in event.items() if k != "metadata"} == {
         k: v for k, v in expected_ev.items() if k != "metadata"
     }
+
+
+# --- written times and the alerts scenario ---------------------------------------------------------------
+
+
+def view_times(view: Any, what: str) -> list[tuple[str, float]]:
+    """Every time in a parsed NodeView: its UpdateTime, its chips' and switch faults' times."""
+    times = []
+    if view.update_time:
+        times.append((f"{what} UpdateTime", view.update_time))
+    for fault in view.chips.faults if view.chips is not None else ():
+        times += [(f"{what} {fault.npu} {code.code}", code.raised_at) for code in fault.codes]
+    for sw in view.switch.faults if view.switch is not None else ():
+        times.append((f"{what} switch {sw.fault_code}", sw.raised_at))
+    return times
+
+
+def written_times(store: Store) -> list[tuple[str, float]]:
+    """(what, unix seconds) of every time in every object the simulator wrote, read back with the
+    exporter's own parsers."""
+    times: list[tuple[str, float]] = []
+    for cm in store.list("configmaps"):
+        name = cm["metadata"]["name"]
+        if name.startswith("mindx-dl-deviceinfo-"):
+            times += view_times(deviceplugin.parse_configmap(cm).first, name)
+        elif name.startswith("mindx-dl-nodeinfo-"):
+            record = noded.parse_configmap(cm).first
+            assert record is not None and record.update_time is not None
+            times.append((name, record.update_time))
+        elif name == "cluster-info-node-cm":
+            for node, rec in (clusterd.parse_node_cm(cm).records or {}).items():
+                times.append((f"{name} {node}", rec.update_time or 0.0))
+        elif clusterd.is_device_shard(name):
+            for entry in (clusterd.parse_device_shard(cm).records or {}).values():
+                times += view_times(entry.view, name)
+        elif clusterd.is_switch_shard(name):
+            for node, sentry in (clusterd.parse_switch_shard(cm).records or {}).items():
+                times.append((f"{name} {node}", sentry.update_time or 0.0))
+        elif name == "vcjob-fault-npu-cm":
+            for vnode in volcano.fault_nodes(volcano.parse_configmap(cm)):
+                times += view_times(vnode.view, name)
+        elif name == "statistic-fault-info":
+            for record in (publicfaults.parse_configmap(cm).records or {}).values():
+                times += [(f"{name} {f.fault_code}", f.raised_at) for f in getattr(record, "faults", ())]
+        elif name == "clusterd-manual-info-cm":
+            for sep in (manualseparation.parse_configmap(cm).records or {}).values():
+                times += [(f"{name} {c.npu} {c.fault_code}", c.separated_at) for c in sep.chips]
+    for ev in store.list("events"):
+        record = events.parse_event(ev).first
+        assert record is not None and record.event_time is not None
+        times.append((ev["metadata"]["name"], record.event_time))
+    return times
+
+
+async def test_a_fast_simulation_never_writes_a_time_in_the_future() -> None:
+    """Ten simulated minutes per second: before, the simulated clock (and every time written) ran
+    ahead of the wall clock by that much; written times must stay at or before now."""
+    store = Store()
+    sim = ClusterSimulator(
+        store,
+        nodes=30,
+        seed=5,
+        rates=FaultRates(),
+        time_scale=600.0,
+        tick=0.05,
+        clusterd_interval=0.1,
+        volcano_interval=0.1,
+    )
+    sim.populate()
+    checked = 0
+    async with sim:
+        for _ in range(15):
+            await asyncio.sleep(0.1)
+            now = time.time()  # nothing is written while this coroutine runs
+            times = written_times(store)
+            late = [(what, at - now) for what, at in times if at > now]
+            assert not late, late[:5]
+            checked += len(times)
+    assert sim.model.now > time.time() + 600  # the simulated clock did run ahead
+    assert sim.stats.events_written > 0 and checked > 1000
+    names = {what.split(" ")[0] for what, _ in written_times(store)}
+    assert {"statistic-fault-info", "clusterd-manual-info-cm", "vcjob-fault-npu-cm"} <= names
+
+
+def scenario_sim(nodes: int = 30, **options: Any) -> tuple[ClusterSimulator, AlertsScenario]:
+    scenario = AlertsScenario()
+    sim = make_sim(seed=11, nodes=nodes, script=scenario, event_ttl=1e9, **options)
+    sim.populate()
+    return sim, scenario
+
+
+def step_to(sim: ClusterSimulator, offset: float, dt: float = 10.0) -> None:
+    """Advance to ``offset`` simulated seconds after the start, reporting as the services would."""
+    while sim.model.now < DEFAULT_START_TIME + offset:
+        sim.advance(min(dt, DEFAULT_START_TIME + offset - sim.model.now))
+        sim.report_clusterd()
+        sim.report_volcano()
+
+
+def chip_faults(store: Store, source: str, node: Node) -> dict[str, tuple[str, set[str]]]:
+    """npu → (fault_handling, codes) of the chip fault entries one producer writes for ``node``
+    (CardUnhealthy and PublicFault; network entries left out)."""
+    if source == "device-plugin":
+        view = deviceplugin.parse_configmap(
+            store.get("configmaps", "kube-system", f"mindx-dl-deviceinfo-{node.name}")
+        ).first
+    else:
+        view = next(
+            entry.view
+            for cm in store.list("configmaps", "mindx-dl")
+            if clusterd.is_device_shard(cm["metadata"]["name"])
+            for name, entry in (clusterd.parse_device_shard(cm).records or {}).items()
+            if name == node.name
+        )
+    assert view is not None and view.chips is not None
+    return {
+        f.npu + ("/public" if f.fault_type == "PublicFault" else ""): (
+            f.fault_handling,
+            {c.code for c in f.codes},
+        )
+        for f in view.chips.faults
+        if f.fault_type != "CardNetworkUnhealthy"
+    }
+
+
+def test_alerts_scenario_plays_its_script_on_reserved_nodes() -> None:
+    sim, scenario = scenario_sim()
+    model, store = sim.model, sim.store
+    roles = scenario.roles
+    assert roles is not None and scenario.job is not None
+    reserved = {roles.chips, roles.switch, roles.node_down, roles.job, roles.quiet}
+    assert len(reserved) == 5 and {roles.chips.kind.key, roles.switch.kind.key} == {"A3"}
+    assert {n.index for n in reserved} == model.reserved
+    # The warm-up hour left the reserved nodes alone: no random fault, no random job.
+    for node in reserved:
+        assert not (
+            node.chip_faults or node.net_faults or node.manual or node.switch_faults or node.node_faults
+        )
+    assert roles.job.job is scenario.job and scenario.job.times == 2
+    assert all(node.job is None for node in reserved - {roles.job})
+    name = f"mindx-dl-deviceinfo-{roles.quiet.name}"
+    quiet_stamp = json.loads(store.get("configmaps", "kube-system", name)["data"]["DeviceInfoCfg"])
+    assert quiet_stamp["DeviceInfo"]["UpdateTime"] == DEFAULT_START_TIME - 600  # down 10 minutes ago
+
+    step_to(sim, 100)
+    dp = chip_faults(store, "device-plugin", roles.chips)
+    assert dp == {
+        "Ascend910-0": ("SeparateNPU", {"80E18402"}),
+        "Ascend910-1": ("PreSeparateNPU", {"80E18401"}),
+        "Ascend910-2": ("FutureLevelNPU", {"80FF0001"}),
+    }
+    cd = chip_faults(store, "clusterd", roles.chips)
+    assert cd["Ascend910-3/public"] == ("SeparateNPU", {"220001001"})
+    assert cd["Ascend910-2"] == ("NormalNPU", {"80FF0001"})  # ClusterD ranks an unknown level as NormalNPU
+    assert roles.switch.switch_status() == "UnHealthy" and roles.chips.switch_status() == "SubHealthy"
+    assert roles.node_down.noded_status() == "UnHealthy"
+    assert roles.job.noded_status() == "PreSeparate" and roles.job.busy  # ClusterD: Healthy
+    # ClusterD also lists the public fault in statistic-fault-info, and reports the pending job.
+    stat = publicfaults.parse_configmap(store.get("configmaps", "cluster-system", "statistic-fault-info"))
+    node_faults = getattr((stat.records or {}).get(f"node/{roles.chips.name}"), "faults", ())
+    assert [(f.chip_id, f.fault_code, f.fault_level) for f in node_faults] == [
+        ("3", "220001001", "SeparateNPU")
+    ]
+    report = store.get("configmaps", "cluster-system", "scheduling-exception-report")
+    assert any(key.startswith("alerts-demo-pending.") for key in report.get("data") or {})
+
+    step_to(sim, 170)
+    assert scenario.job.times == 2
+    step_to(sim, 200)
+    assert scenario.job.times == 1
+    step_to(sim, 440)
+    assert scenario.job.times == 0 and scenario.job.active
+    occurs = Counter(ev["reason"] for ev in store.list("events") if ev["source"]["host"] == roles.chips.name)
+    assert occurs["Occur"] >= 15 and occurs["Recovery"] >= 14  # the flapping link, 3 a minute
+
+    # The quiet node's device plugin writes nothing until 15 minutes after the start.
+    step_to(sim, 890)
+    cfg = json.loads(store.get("configmaps", "kube-system", name)["data"]["DeviceInfoCfg"])
+    assert cfg["DeviceInfo"]["UpdateTime"] == DEFAULT_START_TIME - 600
+    step_to(sim, 910)
+    cfg = json.loads(store.get("configmaps", "kube-system", name)["data"]["DeviceInfoCfg"])
+    assert cfg["DeviceInfo"]["UpdateTime"] >= DEFAULT_START_TIME + 900
+
+    # Volcano holds no session from 16 to 26 minutes.
+    def volcano_rv() -> str:
+        return str(
+            store.get("configmaps", "volcano-system", "vcjob-fault-npu-cm")["metadata"]["resourceVersion"]
+        )
+
+    step_to(sim, 970)
+    before = volcano_rv()
+    step_to(sim, 1550)
+    assert volcano_rv() == before
+    step_to(sim, 1570)
+    assert volcano_rv() != before
+
+    # Everything scripted recovers at 50 minutes; every object still parses cleanly.
+    step_to(sim, 3100, dt=60.0)
+    assert not scenario.job.active
+    for node in reserved:
+        assert not (node.chip_faults or node.net_faults or node.switch_faults or node.node_faults)
+        assert not node.public_faults
+    for cm in store.list("configmaps"):
+        cm_name = cm["metadata"]["name"]
+        if cm_name.startswith("mindx-dl-deviceinfo-"):
+            assert_clean(deviceplugin.parse_configmap(cm).problems, cm_name)
+        elif clusterd.is_device_shard(cm_name):
+            assert_clean(clusterd.parse_device_shard(cm).problems, cm_name)
+        elif cm_name == "vcjob-fault-npu-cm":
+            assert_clean(volcano.parse_configmap(cm).problems, cm_name)
+
+
+def test_alerts_scenario_objects_parse_cleanly_while_it_plays() -> None:
+    sim, scenario = scenario_sim(shard_limit=SMALL_SHARDS)
+    step_to(sim, 400, dt=30.0)
+    store = sim.store
+    for cm in store.list("configmaps"):
+        name = cm["metadata"]["name"]
+        if name.startswith("mindx-dl-deviceinfo-"):
+            assert_clean(deviceplugin.parse_configmap(cm).problems, name)
+        elif name.startswith("mindx-dl-nodeinfo-"):
+            assert_clean(noded.parse_configmap(cm).problems, name)
+        elif clusterd.is_device_shard(name):
+            assert_clean(clusterd.parse_device_shard(cm).problems, name)
+        elif clusterd.is_switch_shard(name):
+            assert_clean(clusterd.parse_switch_shard(cm).problems, name)
+        elif name == "vcjob-fault-npu-cm":
+            result = volcano.parse_configmap(cm)
+            assert_clean(result.problems, name)
+            states = {n.view.node: n.health_state for n in volcano.fault_nodes(result)}
+            assert scenario.roles is not None
+            assert states[scenario.roles.switch.name] == "NodeUnhealthy"
+            assert states[scenario.roles.node_down.name] == "NodeUnhealthy"
+            assert states[scenario.roles.chips.name] == "CardUnhealthy"
+    for ev in store.list("events"):
+        assert_clean(events.parse_event(ev).problems, ev["metadata"]["name"])
+
+
+@pytest.mark.parametrize("nodes", range(ALERTS_MIN_NODES, 41))
+def test_alerts_scenario_fits_from_its_minimum_node_count(nodes: int) -> None:
+    model = ClusterModel(nodes, seed=nodes, script=AlertsScenario())
+    assert len(model.reserved) == 5
+
+
+def test_alerts_scenario_refuses_a_cluster_too_small() -> None:
+    with pytest.raises(ValueError, match="needs at least 5 nodes"):
+        ClusterModel(ALERTS_MIN_NODES - 1, script=AlertsScenario())

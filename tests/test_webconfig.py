@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from exporter import webconfig
 from exporter.apiserver import KubeApiTestServer
 from exporter.app import Exporter
 from exporter.webconfig import BasicAuth, WebConfigError, load_web_config, parse_basic_authorization
-from tests.helpers import fixture
+from tests.helpers import eventually, fixture
 from tests.web_helpers import (
     basic_auth,
     bcrypt_hash,
@@ -248,6 +249,137 @@ async def test_successful_bcrypt_verification_is_cached(
     assert await auth.check("Bearer abc") == "denied"
     assert await auth.check(basic_auth("prometheus", "x" * 100)) == "denied"  # > 72 bytes: bcrypt refuses
     assert b"\x00" not in b"".join(calls)
+
+
+FLOOD_CLIENTS = 48  # more than the old queue of 32: it was full all the time
+
+
+async def test_a_correct_login_gets_in_during_a_flood_of_wrong_ones(
+    loaded_api: KubeApiTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """48 clients send wrong passwords as fast as they are answered, half for the configured user,
+    half for unknown ones; a correct password the exporter has not verified yet (Prometheus' first
+    scrape after a restart) is answered 200 within a few attempts, and bcrypt never runs more than
+    one check at a time."""
+    running = 0
+    most = 0
+    real = bcrypt.checkpw
+
+    def observed(password: bytes, hashed: bytes) -> bool:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            return bool(real(password, hashed))
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", observed)
+    raw = {"basic_auth_users": {"prometheus": bcrypt_hash(PASSWORD, rounds=8)}}  # ~20 ms a check
+    config = load_web_config(write_web_config(tmp_path / "web.yml", raw))
+    stop = asyncio.Event()
+    answers: list[int] = []
+    async with (
+        exporter_with(loaded_api, tmp_path, config) as exporter,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=FLOOD_CLIENTS + 4)) as session,
+    ):
+        url = http(exporter)
+
+        async def guesser(number: int) -> None:
+            user = "prometheus" if number % 2 else f"admin{number}"
+            while not stop.is_set():
+                wrong = basic_auth(user, f"guess-{number}-{len(answers)}")
+                async with session.get(url, headers={"Authorization": wrong}) as resp:
+                    await resp.read()
+                    answers.append(resp.status)
+
+        flood = [asyncio.create_task(guesser(n)) for n in range(FLOOD_CLIENTS)]
+        try:
+            await eventually(lambda: _at_least(answers, 2 * FLOOD_CLIENTS), timeout=30)
+            attempts = []
+            for _ in range(5):
+                async with session.get(
+                    url, headers={"Authorization": basic_auth("prometheus", PASSWORD)}
+                ) as resp:
+                    attempts.append(resp.status)
+                    if resp.status == 200:
+                        break
+                    await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+            assert attempts[-1] == 200, attempts
+        finally:
+            stop.set()
+            await asyncio.gather(*flood)
+    assert 401 in answers
+    assert most == 1  # one core at most, however many guess
+
+
+async def _at_least(answers: list[int], count: int) -> None:
+    assert len(answers) >= count
+
+
+async def test_a_login_not_yet_verified_goes_before_guesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queued guesses for a user already verified, or for unknown users, run after the check of a
+    configured user's first login, whatever their number and order of arrival."""
+    order: list[bytes] = []
+    running = threading.Event()
+    release = threading.Event()
+    real = bcrypt.checkpw
+
+    def gated(password: bytes, hashed: bytes) -> bool:
+        order.append(password)
+        if password == b"in-progress":
+            running.set()
+            release.wait(10)
+        return bool(real(password, hashed))
+
+    users = {"prometheus": bcrypt_hash(PASSWORD).encode(), "grafana": bcrypt_hash("grafana-pw").encode()}
+    auth = BasicAuth(users)
+    assert await auth.check(basic_auth("prometheus", PASSWORD), "10.0.0.1") == "ok"  # now verified
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", gated)
+    busy = asyncio.create_task(auth.check(basic_auth("nobody", "in-progress"), "10.0.0.9"))
+    await asyncio.to_thread(running.wait, 10)
+    guesses = [
+        asyncio.create_task(auth.check(basic_auth(user, f"{kind}-guess{i}"), "10.0.0.9"))
+        for i in range(10)
+        for user, kind in (("prometheus", "verified"), (f"unknown{i}", "unknown"))
+    ]
+    await asyncio.sleep(0.05)
+    first_login = asyncio.create_task(auth.check(basic_auth("grafana", "grafana-pw"), "10.0.0.9"))
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await first_login == "ok"
+    assert set(await asyncio.gather(busy, *guesses)) == {"denied"}
+    assert order[:2] == [b"in-progress", b"grafana-pw"]
+    # Then the guesses at the verified user, then those at unknown users.
+    assert [password.split(b"-")[0] for password in order[2:]] == [b"verified"] * 10 + [b"unknown"] * 10
+
+
+def test_unknown_users_pay_the_highest_configured_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With users at different costs, a wrong password for the most expensive one costs as much as
+    any unknown user name: the dummy hash has the highest cost, not the lowest."""
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def recording(password: bytes, hashed: bytes) -> bool:
+        checked.append(hashed)
+        return bool(real(password, hashed))
+
+    monkeypatch.setattr(webconfig.bcrypt, "checkpw", recording)
+    users = {"cheap": bcrypt_hash("a", rounds=4).encode(), "dear": bcrypt_hash("b", rounds=6).encode()}
+    auth = BasicAuth(users)
+    assert auth.dummy_cost == 6
+
+    async def verdicts() -> list[str]:
+        return [
+            await auth.check(basic_auth("dear", "wrong")),
+            await auth.check(basic_auth("nobody", "wrong")),
+            await auth.check(basic_auth("cheap", "wrong")),
+        ]
+
+    assert asyncio.run(verdicts()) == ["denied", "denied", "denied"]
+    costs = [hashed[:7] for hashed in checked]
+    assert costs == [b"$2b$06$", b"$2b$06$", b"$2b$04$"]  # the unknown user went through bcrypt at cost 6
+    assert checked[1] not in users.values()
 
 
 def test_parse_basic_authorization() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from exporter.apiserver import KubeApiTestServer
 from exporter.app import Exporter, ExporterConfig
 from exporter.httpserver import HttpLimits
 from exporter.kube.config import load_cluster_access
+from exporter.kube.reflector import ReflectorOptions
 from exporter.webconfig import WebConfig
 from tests.conftest import TEST_REFLECTOR
 
@@ -112,11 +114,12 @@ async def exporter_with(
     http: HttpLimits | None = None,
     kubeconfig: Path | None = None,
     wait_ready: bool = True,
+    reflector: ReflectorOptions = TEST_REFLECTOR,
 ) -> AsyncIterator[Exporter]:
     kubeconfig = kubeconfig or api.write_kubeconfig(tmp_path / "kubeconfig")
     config = ExporterConfig(
         listen_address="127.0.0.1:0",
-        reflector=TEST_REFLECTOR,
+        reflector=reflector,
         web_config=web_config,
         http=http or HttpLimits(),
     )
@@ -124,3 +127,20 @@ async def exporter_with(
         if wait_ready:
             await exporter.wait_ready(10)
         yield exporter
+
+
+TCP_ESTABLISHED = 1
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """The kernel's TCP state of `sock` (tcp_info.tcpi_state), read without touching its data."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
+def stalled_request(port: int, request: bytes) -> socket.socket:
+    """A client that sends `request` with a 4 KiB receive buffer and then never reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: sets the window
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(request)
+    return sock

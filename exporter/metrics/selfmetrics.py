@@ -29,6 +29,9 @@ prometheus_client.disable_created_metrics()
 # Everything the exporter itself counts re-renders it at once (see `_changed`).
 RENDER_MAX_AGE_SECONDS = 1.0
 
+# Why the HTTP server refused a request or cut a response off (mindx_exporter_http_rejected_total).
+HTTP_REJECT_REASONS = ("bad_request", "send_timeout", "stalled_scrape", "too_many_scrapes", "too_many_logins")
+
 RENDER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -92,6 +95,14 @@ class ExporterMetrics:
             registry=r,
         )
         self.total_shards.set(1)
+        self.http_rejections = Counter(
+            "mindx_exporter_http_rejected",
+            "HTTP requests refused or responses cut off, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in HTTP_REJECT_REASONS:
+            self.http_rejections.labels(reason)
         self.render_seconds = Histogram(
             "mindx_exporter_scrape_render_seconds",
             "Time to produce a /metrics body.",
@@ -136,6 +147,12 @@ class ExporterMetrics:
 
     def parse_error(self, source: str, reason: str, count: int = 1) -> None:
         self.parse_errors.labels(source, reason).inc(count)
+        self._changed()
+
+    # --- HTTP server ------------------------------------------------------------------------
+
+    def http_rejected(self, reason: str) -> None:
+        self.http_rejections.labels(reason).inc()
         self._changed()
 
     # --- scrapes ----------------------------------------------------------------------------

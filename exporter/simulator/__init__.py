@@ -7,6 +7,9 @@
     store = Store()
     async with ClusterSimulator(store, nodes=200, seed=1, time_scale=10) as sim:
         ...  # serve `store` with KubeApiTestServer and point the exporter at it
+
+``scenario`` holds scripted scenarios (``script=AlertsScenario()``: every alert of
+deploy/prometheus/alerts.yaml fires once).
 """
 
 from exporter.simulator.model import (
@@ -19,6 +22,7 @@ from exporter.simulator.model import (
     FaultTransition,
     Job,
     Node,
+    Outage,
     StepResult,
 )
 from exporter.simulator.producers import (
@@ -32,12 +36,16 @@ from exporter.simulator.producers import (
     split_by_size,
 )
 from exporter.simulator.runner import ClusterSimulator, SimulatorStats
+from exporter.simulator.scenario import ALERTS_MIN_NODES, SCENARIOS, AlertsScenario
 
 __all__ = [
+    "ALERTS_MIN_NODES",
     "DEFAULT_MIX",
     "DEFAULT_START_TIME",
     "KINDS",
+    "SCENARIOS",
     "SHARD_LIMIT",
+    "AlertsScenario",
     "ChipKind",
     "ClusterDProducer",
     "ClusterModel",
@@ -46,6 +54,7 @@ __all__ = [
     "FaultTransition",
     "Job",
     "Node",
+    "Outage",
     "SimulatorStats",
     "StepResult",
     "VolcanoProducer",

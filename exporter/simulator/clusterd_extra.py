@@ -136,39 +136,45 @@ class ClusterDExtraProducer:
         self.rng = random.Random(f"clusterd-extra-{seed}")
         self.rates = rates if rates is not None else ExtraRates()
         self._last: float | None = None
+        self._last_stamp = 0.0  # the model's written time at the last write (model.stamp)
         self._public: dict[tuple[str, str], _PublicFault] = {}  # (node, resource+faultId) → fault
         self._public_written = ""  # PublicFaults of the last full write (ClusterD writes on change)
         self._hits: dict[tuple[str, int, str], list[int]] = {}  # (node, chip, code) → hit times (ms)
         self._seen: set[tuple[str, int, str, int]] = set()  # occurrences already counted
         # node → chip name → code → LastSeparateTime (ms), in the order codes reached the threshold
         self._separated: dict[str, dict[str, dict[str, int]]] = {}
+        # (node, chip name, code) → simulated time of its last hit: releases follow simulated time,
+        # while LastSeparateTime is a written time (never past the wall clock, see model.stamp)
+        self._separated_at: dict[tuple[str, str, str], float] = {}
         self._manual_exists = False
         self._stuck: dict[str, _StuckJob] = {}
         self._job_seq = 0
         self._fault_seq = 0
         self._cluster_chips: int | None = None
+        self._scripted_since: dict[str, float] = {}  # model.stuck_jobs key → simulated time first seen
 
     # -- the writes -------------------------------------------------------------------------------------
 
     def write(self, store: Store, model: ClusterModel) -> None:
         """Bring the three objects up to `model.now`, as ClusterD's writers would."""
-        now = model.now
+        now, stamp = model.now, model.stamp()
         if self._last is None:
             self._seed(model)
         else:
-            self._advance(model, self._last, now)
-        self._last = now
-        self._write_statistic(store)
+            self._advance(model, self._last, now, self._last_stamp, stamp)
+        self._last, self._last_stamp = now, stamp
+        self._write_statistic(store, model)
         self._write_manual(store, model)
-        self._apply(store, self.exception_configmap(now))
+        self._apply(store, self.exception_configmap(now, model))
 
     @staticmethod
     def _apply(store: Store, obj: dict[str, Any]) -> None:
         with contextlib.suppress(ApiServerStatusError):
             store.apply("configmaps", obj)
 
-    def _write_statistic(self, store: Store) -> None:
-        count = len(self._public)
+    def _write_statistic(self, store: Store, model: ClusterModel) -> None:
+        public = {**self._public, **_scripted_public(model)}
+        count = len(public)
         if count > MAX_FAULT_NUM:
             # Only FaultNum and Description are patched; on a missing object the patch fails (§A.5).
             patch = {"data": {"FaultNum": self._fault_num(count), "Description": OVERFLOW_DESCRIPTION}}
@@ -176,7 +182,7 @@ class ClusterDExtraProducer:
                 store.patch("configmaps", CLUSTER_NAMESPACE, STATISTIC_NAME, patch)
             self._public_written = ""
             return
-        faults = self.public_faults_value()
+        faults = self.public_faults_value(public)
         if faults == self._public_written:
             return
         self._public_written = faults
@@ -200,10 +206,10 @@ class ClusterDExtraProducer:
     def _fault_num(count: int) -> str:
         return go_dumps({"publicFaultNum": count})
 
-    def public_faults_value(self) -> str:
+    def public_faults_value(self, public: dict[tuple[str, str], _PublicFault] | None = None) -> str:
         """`map[node][]NodeFault`: node keys sorted, each array in Go map order (drawn anew)."""
         by_node: dict[str, list[dict[str, Any]]] = {}
-        for fault in self._public.values():
+        for fault in (self._public if public is None else public).values():
             element: dict[str, Any] = {"resource": fault.resource}
             if fault.dev_ids:
                 element["devIds"] = list(fault.dev_ids)
@@ -234,10 +240,17 @@ class ClusterDExtraProducer:
             data[node] = go_dumps({"Total": names, "Detail": detail})
         return data
 
-    def exception_configmap(self, now: float) -> dict[str, Any]:
+    def exception_configmap(self, now: float, model: ClusterModel | None = None) -> dict[str, Any]:
         """Jobs whose condition was the same at the previous check (ClusterD's debounce); no
-        exception at all gives an object without `data`, as the API server stores an empty map."""
+        exception at all gives an object without `data`, as the API server stores an empty map.
+        The model's scripted stuck jobs (model.stuck_jobs) are pending for want of NPUs."""
         data = {job.key: job.value for job in self._stuck.values() if job.since < now}
+        if model is not None:
+            scripted = model.stuck_jobs
+            self._scripted_since = {key: self._scripted_since.get(key, now) for key in scripted}
+            for key, (namespace, name) in scripted.items():
+                if self._scripted_since[key] + 10.0 < now:  # the same condition at two checks
+                    data[key] = self._exception_value(model, namespace, name, _EXCEPTIONS[0])
         return _configmap(EXCEPTION_NAME, dict(sorted(data.items())) or None, None)
 
     # -- the simulated processes ------------------------------------------------------------------------
@@ -245,21 +258,27 @@ class ClusterDExtraProducer:
     def _seed(self, model: ClusterModel) -> None:
         """A lived-in cluster: faults and stuck jobs of the past hour, separations of the past day."""
         r, now = self.rates, model.now
+        stamp = model.stamp()
         for _ in range(r.initial_public):
-            self._add_public(model, now - self.rng.uniform(60, 3600), still_active_at=now)
+            ago = self.rng.uniform(60, 3600)
+            self._add_public(model, now - ago, stamp - ago, still_active_at=now)
         for _ in range(r.initial_stuck):
             self._add_stuck(model, now - self.rng.uniform(60, 3600), still_active_at=now)
         for _ in range(r.initial_separations):
             node = self.rng.choice(model.nodes)
             chip = self.rng.randrange(node.kind.chips)
             code = self.rng.choice(("80E18402", "8C03A000", "80C98008", "80E01801"))
-            ms = int((now - self.rng.uniform(3600, 86400)) * 1000)
-            self._separate(node, chip, code, ms)
+            ago = self.rng.uniform(3600, 86400)
+            self._separate(node, chip, code, now - ago, int((stamp - ago) * 1000))
 
-    def _advance(self, model: ClusterModel, start: float, end: float) -> None:
+    def _advance(
+        self, model: ClusterModel, start: float, end: float, start_stamp: float, end_stamp: float
+    ) -> None:
         r, nodes = self.rates, len(model.nodes)
+        # Written times of the interval's arrivals: spread over the written times of its ends.
+        ratio = (end_stamp - start_stamp) / (end - start) if end > start else 0.0
         for at in self._arrivals(start, end, r.public_per_node_hour * nodes):
-            self._add_public(model, at)
+            self._add_public(model, at, start_stamp + (at - start) * ratio)
         for at in self._arrivals(start, end, r.stuck_per_node_hour * nodes):
             self._add_stuck(model, at)
         self._public = {key: f for key, f in self._public.items() if f.until > end}
@@ -279,7 +298,9 @@ class ClusterDExtraProducer:
         duration = self.rng.expovariate(1.0 / (mean_hours * 3600.0))
         return (still_active_at if still_active_at is not None else at) + duration
 
-    def _add_public(self, model: ClusterModel, at: float, still_active_at: float | None = None) -> None:
+    def _add_public(
+        self, model: ClusterModel, at: float, written: float, still_active_at: float | None = None
+    ) -> None:
         node = self.rng.choice(model.nodes)
         resource, fault_type, code, level, chips = self.rng.choice(_PUBLIC_FAULTS)
         if chips == "one":
@@ -289,9 +310,11 @@ class ClusterDExtraProducer:
         else:
             dev_ids = ()
         self._fault_seq += 1
-        fault_id = _fault_id(resource, node, dev_ids, int(at), self._fault_seq)
+        fault_id = _fault_id(resource, node, dev_ids, int(written), self._fault_seq)
         until = self._lifetime(at, self.rates.public_mean_hours, still_active_at)
-        fault = _PublicFault(node.name, resource, dev_ids, fault_id, fault_type, code, level, int(at), until)
+        fault = _PublicFault(
+            node.name, resource, dev_ids, fault_id, fault_type, code, level, int(written), until
+        )
         # A repeated `occur` of a key already present is ignored (§A.4).
         self._public.setdefault((node.name, resource + fault_id), fault)
 
@@ -300,14 +323,23 @@ class ClusterDExtraProducer:
         namespace = self.rng.choice(_JOB_NAMESPACES)
         name = f"{self.rng.choice(_JOB_NAMES)}-{self._job_seq}"
         uid = _uuid(self.rng)
-        job_type, status, reason, template = self.rng.choice(_EXCEPTIONS)
+        value = self._exception_value(model, namespace, name, self.rng.choice(_EXCEPTIONS))
+        until = self._lifetime(at, self.rates.stuck_mean_hours, still_active_at) + 10.0
+        key = f"{name}.{uid}"
+        # Shown once the condition was the same at two checks 10 s apart.
+        self._stuck[key] = _StuckJob(key, value, at + 10.0, until)
+
+    def _exception_value(
+        self, model: ClusterModel, namespace: str, name: str, exception: tuple[str, str, str, str]
+    ) -> str:
+        job_type, status, reason, template = exception
         if self._cluster_chips is None:  # nodes never change kind: count once
             self._cluster_chips = sum(node.kind.chips for node in model.nodes)
         chips = self._cluster_chips
         message = template.format(
             ns=namespace, name=name, npus=chips + 128, cap=chips, nodes=len(model.nodes)
         )
-        value = go_dumps(
+        return go_dumps(
             {
                 "jobName": name,
                 "jobType": job_type,
@@ -315,10 +347,6 @@ class ClusterDExtraProducer:
                 "conditions": {"status": status, "reason": reason, "message": message},
             }
         )
-        until = self._lifetime(at, self.rates.stuck_mean_hours, still_active_at) + 10.0
-        key = f"{name}.{uid}"
-        # Shown once the condition was the same at two checks 10 s apart.
-        self._stuck[key] = _StuckJob(key, value, at + 10.0, until)
 
     def _count_hits(self, model: ClusterModel) -> None:
         """ClusterD's fault-frequency counter: each new occurrence of a counted code on a chip a job
@@ -341,19 +369,24 @@ class ClusterDExtraProducer:
                         hits.append(state.time_ms)
                         del hits[: -r.fault_threshold]
                         if len(hits) >= r.fault_threshold and hits[-1] - hits[0] <= window_ms:
-                            self._separate(node, chip, state.code, int(model.now * 1000))
+                            self._separate(node, chip, state.code, model.now, int(model.stamp() * 1000))
 
-    def _separate(self, node: Node, chip: int, code: str, ms: int) -> None:
-        codes = self._separated.setdefault(node.name, {}).setdefault(node.kind.names[chip], {})
+    def _separate(self, node: Node, chip: int, code: str, at: float, ms: int) -> None:
+        """Separate at simulated time ``at``, written as ``ms``."""
+        name = node.kind.names[chip]
+        codes = self._separated.setdefault(node.name, {}).setdefault(name, {})
         codes[code] = ms  # a new code goes last; a repeated one keeps its place, time refreshed
+        self._separated_at[(node.name, name, code)] = at
 
     def _release(self, now: float) -> None:
         """Codes are released `fault_free_hours` after their last threshold hit (§B.3)."""
-        oldest = int((now - self.rates.fault_free_hours * 3600) * 1000)
+        oldest = now - self.rates.fault_free_hours * 3600
+        at = self._separated_at
         for node in list(self._separated):
             chips = self._separated[node]
             for name in list(chips):
-                chips[name] = {code: ms for code, ms in chips[name].items() if ms > oldest}
+                for code in [code for code in chips[name] if at[(node, name, code)] <= oldest]:
+                    del chips[name][code], at[(node, name, code)]
                 if not chips[name]:
                     del chips[name]
             if not chips:
@@ -370,6 +403,20 @@ def _configmap(name: str, data: dict[str, str] | None, labels: dict[str, str] | 
     if data is not None:
         obj["data"] = data
     return obj
+
+
+def _scripted_public(model: ClusterModel) -> dict[tuple[str, str], _PublicFault]:
+    """The model's scripted public faults (Node.public_faults, also in ClusterD's device shards),
+    reported by pingmesh."""
+    faults = {}
+    for node in model.faulty_nodes():
+        for chip, public in node.public_faults.items():
+            fault_id = _fault_id("pingmesh", node, (chip,), public.time, 0)
+            fault = _PublicFault(
+                node.name, "pingmesh", (chip,), fault_id, "NPU", public.code, public.level, public.time, 0.0
+            )
+            faults[(node.name, "pingmesh" + fault_id)] = fault
+    return faults
 
 
 def _fault_id(resource: str, node: Node, dev_ids: tuple[int, ...], at: int, seq: int) -> str:

@@ -18,9 +18,9 @@ import heapq
 import math
 import random
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from exporter.sources.common import CHIP_LEVEL_RANK
 
@@ -38,6 +38,9 @@ __all__ = [
     "ManualSeparation",
     "Node",
     "NodeDevice",
+    "Outage",
+    "PublicFault",
+    "Script",
     "StepResult",
     "SwitchFault",
     "Upgrade",
@@ -60,6 +63,12 @@ MANUAL = "ManuallySeparateNPU"
 
 CARD_UNHEALTHY = "CardUnhealthy"
 CARD_NETWORK_UNHEALTHY = "CardNetworkUnhealthy"
+
+
+def _level_rank(level: str) -> int:
+    """A chip level's rank; a level MindX DL does not have (scripted, scenario.py) ranks lowest."""
+    return CHIP_LEVEL_RANK.get(level, -1)
+
 
 # Chip levels that leave a chip healthy / network-healthy (spec §2.3).
 _CHIP_HEALTHY_LEVELS = frozenset((NORMAL, NOT_HANDLE, SUB_HEALTH))
@@ -402,7 +411,7 @@ class ChipFault:
 
     @property
     def level(self) -> str:
-        return max((c.level for c in self.codes.values()), key=CHIP_LEVEL_RANK.__getitem__, default=NORMAL)
+        return max((c.level for c in self.codes.values()), key=_level_rank, default=NORMAL)
 
 
 @dataclass(slots=True)
@@ -457,6 +466,27 @@ class NodeDevice:
         return max(self.codes.values(), key=NODED_LEVEL_RANK.__getitem__)
 
 
+@dataclass(frozen=True, slots=True)
+class PublicFault:
+    """A public fault ClusterD injects on a chip (spec §6 step 4); ``time`` in seconds."""
+
+    code: str
+    level: str
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A producer that writes nothing from ``start`` to ``end`` (simulated seconds): ``producer``
+    "device-plugin" for one ``node`` (index), or "volcano" for the whole cluster (``node`` None).
+    The model only records it; the runner obeys it."""
+
+    producer: str
+    node: int | None
+    start: float
+    end: float
+
+
 @dataclass(eq=False, slots=True)
 class Job:
     id: int
@@ -494,6 +524,7 @@ class Node:
         "node_faults",
         "noded_update_time",
         "noded_version",
+        "public_faults",
         "rack_id",
         "recovering",
         "server_index",
@@ -522,6 +553,7 @@ class Node:
         self.job: Job | None = None
         self.switch_faults: dict[str, SwitchFault] = {}
         self.node_faults: dict[tuple[str, int], NodeDevice] = {}
+        self.public_faults: dict[int, PublicFault] = {}  # chip → ClusterD's public fault (scripted only)
         self.version = 0
         self.update_time = 0  # seconds: last device-plugin content change
         self.switch_update_time = 0  # seconds: last switch change
@@ -687,6 +719,17 @@ class StepResult:
 
 # --- the model ------------------------------------------------------------------------------------------
 
+
+class Script(Protocol):
+    """A scripted scenario (see scenario.py): ``reserve`` names the nodes it drives (kept out of the
+    random faults and jobs from the start, warm-up included); ``install`` runs once at the start time
+    and schedules its actions with ``ClusterModel.at``."""
+
+    def reserve(self, model: ClusterModel) -> Iterable[Node]: ...
+
+    def install(self, model: ClusterModel) -> None: ...
+
+
 _ARRIVALS = ("chip", "network", "switch", "noded", "manual", "notice", "job")
 
 
@@ -709,6 +752,7 @@ class ClusterModel:
         start_time: float = DEFAULT_START_TIME,
         warmup: float = 0.0,
         name_prefix: str = "node-",
+        script: Script | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -720,16 +764,27 @@ class ClusterModel:
         if unknown or not any(w > 0 for w in self.mix.values()):
             raise ValueError(f"mix needs positive weights for kinds of {sorted(KINDS)}, got {self.mix}")
         self.now = float(start_time) - warmup
+        # Written times: None = the simulated time itself, else (sim time, its stamp, stamp seconds
+        # per simulated second) for the current step; see ``stamp`` and ``step(stamp_until=)``.
+        self._stamp_base: tuple[float, float, float] | None = None
         self.noded_owner_uid = self._uuid()
         self.nodes: list[Node] = self._make_nodes(nodes, name_prefix)
         self.node_by_name: dict[str, Node] = {node.name: node for node in self.nodes}
-        self._network_nodes = [n for n in self.nodes if n.kind.network]
-        self._switch_nodes = [n for n in self.nodes if n.kind.switch == "faults"]
+        self.script = script
+        self.outages: list[Outage] = []
+        # Scripted jobs that do not run (ClusterD's scheduling-exception-report): key → (namespace, name)
+        self.stuck_jobs: dict[str, tuple[str, str]] = {}
+        reserved = {node.index for node in script.reserve(self)} if script is not None else set()
+        self.reserved: frozenset[int] = frozenset(reserved)
+        # Random faults and jobs land on these (all nodes unless a script reserved some).
+        self._random_nodes = [n for n in self.nodes if n.index not in reserved] if reserved else self.nodes
+        self._network_nodes = [n for n in self._random_nodes if n.kind.network]
+        self._switch_nodes = [n for n in self._random_nodes if n.kind.switch == "faults"]
         self._kind_counts = {key: sum(1 for n in self.nodes if n.kind.key == key) for key in KINDS}
         # Nodes without a job, per kind: list + position index for O(1) removal.
         self._free: dict[str, list[Node]] = {key: [] for key in KINDS}
         self._free_pos: dict[int, int] = {}
-        for node in self.nodes:
+        for node in self._random_nodes:
             self._add_free(node)
         self.jobs: dict[int, Job] = {}
         self._job_seq = 0
@@ -746,6 +801,8 @@ class ClusterModel:
         if warmup > 0:
             self.step(warmup)
         self.now = float(start_time)
+        if script is not None:
+            script.install(self)
 
     # -- construction -----------------------------------------------------------------------------------
 
@@ -774,7 +831,7 @@ class ClusterModel:
         return nodes
 
     def _arrival_rates(self) -> dict[str, float]:
-        r, n = self.rates, len(self.nodes)
+        r, n = self.rates, len(self._random_nodes)
         job_rate = 0.0
         if r.job_utilization > 0 and r.job_mean_hours > 0:
             # Arrivals that keep the utilization: nodes to fill / (nodes per job * job duration).
@@ -801,7 +858,7 @@ class ClusterModel:
 
     def _fill_jobs(self) -> None:
         """Start the cluster in steady state: jobs on about ``job_utilization`` of the nodes."""
-        target = self.rates.job_utilization * len(self.nodes)
+        target = self.rates.job_utilization * len(self._random_nodes)
         busy = 0
         for _ in range(2 * len(self.nodes)):
             if busy >= target:
@@ -817,6 +874,8 @@ class ClusterModel:
     # -- free-node bookkeeping --------------------------------------------------------------------------
 
     def _add_free(self, node: Node) -> None:
+        if node.index in self.reserved:
+            return  # a script's node: no random job
         free = self._free[node.kind.key]
         self._free_pos[node.index] = len(free)
         free.append(node)
@@ -831,11 +890,30 @@ class ClusterModel:
 
     # -- stepping ---------------------------------------------------------------------------------------
 
-    def step(self, dt: float) -> StepResult:
-        """Advance the simulated clock by ``dt`` seconds and return what changed."""
+    def stamp(self) -> float:
+        """The time the producers write for the current simulated instant (unix seconds): the
+        simulated time itself, unless ``step(stamp_until=...)`` held the written times back."""
+        base = self._stamp_base
+        if base is None:
+            return self.now
+        return base[1] + (self.now - base[0]) * base[2]
+
+    def step(self, dt: float, stamp_until: float | None = None) -> StepResult:
+        """Advance the simulated clock by ``dt`` seconds and return what changed.
+
+        ``stamp_until`` caps the times written during the step: they advance with the simulated
+        clock but never past it (the runner passes the wall clock, so a simulation running faster
+        than real time never writes a time in the future; durations between written times then
+        shrink by the time scale). Once given, later steps continue from the capped time."""
         if dt < 0:
             raise ValueError("time does not run backwards")
         end = self.now + dt
+        stop: float | None = None
+        if stamp_until is not None or self._stamp_base is not None:
+            begin = self.stamp()
+            stop = begin + dt if stamp_until is None else min(begin + dt, stamp_until)
+            begin = min(begin, stop)  # a wall clock set back: written times follow it
+            self._stamp_base = (self.now, begin, (stop - begin) / dt if dt > 0 else 0.0)
         result = self._result = StepResult(end)
         self._last_ms.clear()
         for name in _ARRIVALS:
@@ -850,11 +928,20 @@ class ClusterModel:
             self.now = max(self.now, at)
             getattr(self, "_on_" + action)(target)
         self.now = end
+        if stop is not None:
+            self._stamp_base = (end, stop, 1.0)
         return result
 
     def _schedule(self, at: float, action: str, target: Any) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, action, target))
+
+    def at(self, delay: float, action: Callable[[ClusterModel], None]) -> None:
+        """Run ``action(model)`` ``delay`` simulated seconds from now (a script's timeline)."""
+        self._schedule(self.now + delay, "script", action)
+
+    def _on_script(self, action: Callable[[ClusterModel], None]) -> None:
+        action(self)
 
     def _schedule_review(self, action: str, target: Any) -> None:
         rate = self.rates.reviews_per_hour / 3600.0
@@ -862,16 +949,16 @@ class ClusterModel:
             self._schedule(self.now + self.rng.expovariate(rate), action, target)
 
     def _now_ms(self) -> int:
-        return int(self.now * 1000)
+        return int(self.stamp() * 1000)
 
     def _touch(self, node: Node) -> None:
         node.version += 1
-        node.update_time = int(self.now)
+        node.update_time = int(self.stamp())
         self._result.dp_changed[node.index] = None
 
     def _touch_noded(self, node: Node) -> None:
         node.noded_version += 1
-        node.noded_update_time = int(self.now)
+        node.noded_update_time = int(self.stamp())
         self._result.noded_changed[node.index] = None
 
     def _transition(self, node: Node, chip: int, code: FaultCodeState | str, assertion: str) -> None:
@@ -926,7 +1013,10 @@ class ClusterModel:
         return state
 
     def _on_arrive_chip(self, _: None) -> None:
-        node = self.nodes[self.rng.randrange(len(self.nodes))]
+        pool = self._random_nodes
+        if not pool:
+            return
+        node = pool[self.rng.randrange(len(pool))]
         chip = self._faultable_chip(node)
         if chip is None:
             return
@@ -1053,7 +1143,10 @@ class ClusterModel:
     # -- operator manual separation and one-off events ------------------------------------------------
 
     def _on_arrive_manual(self, _: None) -> None:
-        node = self.nodes[self.rng.randrange(len(self.nodes))]
+        pool = self._random_nodes
+        if not pool:
+            return
+        node = pool[self.rng.randrange(len(pool))]
         chip = self.rng.randrange(node.kind.chips)
         if not node.is_available(chip) or chip in node.chip_faults or chip in node.net_faults:
             return
@@ -1082,7 +1175,10 @@ class ClusterModel:
             self._schedule_review("review_manual", separation)
 
     def _on_arrive_notice(self, _: None) -> None:
-        node = self.nodes[self.rng.randrange(len(self.nodes))]
+        pool = self._random_nodes
+        if not pool:
+            return
+        node = pool[self.rng.randrange(len(pool))]
         chip = self.rng.randrange(node.kind.chips)
         self._transition(node, chip, self.rng.choice(CHIP_CODES[NOT_HANDLE]), "Notice")
 
@@ -1131,13 +1227,16 @@ class ClusterModel:
         self._schedule_review("review_switch", fault)
 
     def _switch_changed(self, node: Node) -> None:
-        node.switch_update_time = int(self.now)
+        node.switch_update_time = int(self.stamp())
         self._touch(node)
 
     # -- NodeD ------------------------------------------------------------------------------------------
 
     def _on_arrive_noded(self, _: None) -> None:
-        node = self.nodes[self.rng.randrange(len(self.nodes))]
+        pool = self._random_nodes
+        if not pool:
+            return
+        node = pool[self.rng.randrange(len(pool))]
         level = self._pick(_NODED_RAISE_WEIGHTS)
         code = self.rng.choice(NODED_CODES[level])
         device_type, count = _NODED_DEVICE_TYPES[code[:2]]
@@ -1215,6 +1314,106 @@ class ClusterModel:
             self._touch(node)
         self._result.jobs_changed = True
 
+    # -- scripted faults (scenario.py): placed by a script, never reviewed, cleared by it ----------------
+
+    def raise_chip_code(self, node: Node, chip: int, code: str, level: str, network: bool = False) -> None:
+        """The device plugin reports ``code`` at ``level`` on ``chip`` (an Occur Event, a job using the
+        chip is restarted if the chip becomes unusable)."""
+        faults = node.net_faults if network else node.chip_faults
+        fault = faults.get(chip)
+        if fault is None:
+            fault = faults[chip] = ChipFault(node, chip, network=network)
+        if code in fault.codes:
+            return
+        at = self._event_ms(node, chip)
+        fault.codes[code] = FaultCodeState(code, level, level, at)
+        self._result.transitions.append(FaultTransition(node.index, chip, code, "Occur", level, at))
+        self._chip_changed(node, chip)
+
+    def upgrade_chip_code(self, node: Node, chip: int, code: str, level: str, upgrade_type: str) -> None:
+        """A FaultDuration / FaultFrequency upgrade of one of the chip's codes (spec §2.6)."""
+        fault = node.chip_faults[chip]
+        self._upgrade(fault, fault.codes[code], level, upgrade_type)
+        self._chip_changed(node, chip)
+
+    def clear_chip(self, node: Node, chip: int, network: bool = False) -> None:
+        """Every code of the chip's CardUnhealthy (or CardNetworkUnhealthy) entry recovers."""
+        fault = (node.net_faults if network else node.chip_faults).get(chip)
+        if fault is not None:
+            self._clear_chip_fault(fault)
+
+    def raise_public_fault(self, node: Node, chip: int, code: str, level: str) -> None:
+        """ClusterD injects a public fault on the chip; the device plugin knows nothing of it, so
+        only the version its consumers (ClusterD, Volcano) cache on changes."""
+        node.public_faults[chip] = PublicFault(code, level, int(self.stamp()))
+        node.version += 1
+
+    def clear_public_fault(self, node: Node, chip: int) -> None:
+        if node.public_faults.pop(chip, None) is not None:
+            node.version += 1
+
+    def raise_switch_fault(
+        self, node: Node, code: str, level: str, chip_id: int = 0, port_id: int = 0
+    ) -> None:
+        """A switch fault of ``level`` (``SwitchInfoCfg``, A3 nodes)."""
+        peer = code.strip("[]").split(",")[2]
+        port_fault = peer != "na"
+        fault = SwitchFault(
+            node=node,
+            code=code,
+            event_type=int(code[1:].split(",")[0], 16),
+            level=level,
+            chip_id=chip_id,
+            port_id=port_id if port_fault else NO_PORT,
+            peer_device=_PEER_DEVICE[peer],
+            peer_port=0 if port_fault else 0xFFFF,
+            severity=_SWITCH_SEVERITY[level],
+            time_ms=self._now_ms(),
+        )
+        node.switch_faults[fault.key] = fault
+        self._switch_changed(node)
+
+    def clear_switch_faults(self, node: Node) -> None:
+        for fault in node.switch_faults.values():
+            fault.active = False
+        node.switch_faults.clear()
+        self._switch_changed(node)
+
+    def raise_node_fault(self, node: Node, code: str, level: str, device_id: int = 0) -> None:
+        """NodeD reports ``code`` (its IPMI sensor byte gives the device type) at ``level``."""
+        device_type = _NODED_DEVICE_TYPES[code[:2]][0]
+        key = (device_type, device_id)
+        device = node.node_faults.get(key)
+        if device is None:
+            device = node.node_faults[key] = NodeDevice(node, device_type, device_id)
+        device.codes[code] = level
+        self._touch_noded(node)
+
+    def clear_node_faults(self, node: Node) -> None:
+        for device in node.node_faults.values():
+            device.active = False
+        node.node_faults.clear()
+        self._touch_noded(node)
+
+    def start_job(self, nodes: list[Node], namespace: str, name: str, times: int) -> Job:
+        """A job on every usable chip of ``nodes`` with ``times`` fault retries; it runs until
+        ``end_job`` or until a fault finds its retries exhausted."""
+        self._job_seq += 1
+        job = Job(self._job_seq, namespace, f"{name}-{self._job_seq}", self._uuid(), times, list(nodes))
+        for node in nodes:
+            if node.index in self._free_pos:
+                self._remove_free(node)
+            node.job = job
+            node.busy = node.healthy_mask()
+            self._touch(node)
+        self.jobs[job.id] = job
+        self._result.jobs_changed = True
+        return job
+
+    def end_job(self, job: Job) -> None:
+        if job.active:
+            self._end_job(job)
+
     # -- views ------------------------------------------------------------------------------------------
 
     def faulty_nodes(self) -> Iterator[Node]:
@@ -1227,6 +1426,7 @@ class ClusterModel:
                 or node.recovering
                 or node.switch_faults
                 or node.node_faults
+                or node.public_faults
             ):
                 yield node
 

@@ -25,12 +25,13 @@ import orjson
 
 from exporter.simulator.model import (
     MANUAL,
+    NORMAL,
     ClusterModel,
     FaultCodeState,
     FaultTransition,
     Node,
 )
-from exporter.sources.common import go_json_dumps, go_json_string, sha256_hex
+from exporter.sources.common import CHIP_LEVEL_RANK, go_json_dumps, go_json_string, sha256_hex
 
 __all__ = [
     "CLUSTERD_NAMESPACE",
@@ -42,6 +43,7 @@ __all__ = [
     "VOLCANO_NAMESPACE",
     "ClusterDProducer",
     "VolcanoProducer",
+    "clusterd_chip_lists",
     "clusterd_device_value",
     "clusterd_fault_entries",
     "clusterd_node_status",
@@ -346,12 +348,42 @@ def clusterd_switch_status(node: Node) -> str:
 
 def clusterd_fault_entries(node: Node) -> list[dict[str, Any]]:
     """`-Fault` as ClusterD re-merges it (spec §6.2): codes sorted by (per-code level, code), the
-    entry level the most severe per-code level, ManuallySeparateNPU codes dropped."""
+    entry level the most severe per-code level (a level ClusterD does not know counts as
+    NormalNPU), ManuallySeparateNPU codes dropped; then its public faults (spec §6.4, times in
+    seconds)."""
     entries = []
     for npu, fault_type, handling, codes in node.fault_entries():
         kept = sorted((c for c in codes if c.level != MANUAL), key=lambda c: (c.level, c.code))
+        if handling not in CHIP_LEVEL_RANK:
+            known = [c.level for c in kept if c.level in CHIP_LEVEL_RANK]
+            handling = max(known, key=CHIP_LEVEL_RANK.__getitem__, default=NORMAL)
         entries.append(_device_fault(npu, fault_type, handling, kept))
+    if node.public_faults:
+        names = node.kind.names
+        for chip, public in node.public_faults.items():
+            entry = _device_fault(names[chip], "PublicFault", public.level, [])
+            entry["fault_code"] = public.code
+            detail = {"fault_time": public.time, "fault_level": public.level}
+            entry["fault_time_and_level_map"] = {public.code: detail}
+            entries.append(entry)
+        entries.sort(key=lambda e: (e["npu_name"], e["fault_type"]))
     return entries
+
+
+def clusterd_chip_lists(node: Node) -> dict[str, tuple[str, ...]]:
+    """The DP lists as ClusterD rewrites them: a chip with a public fault above SubHealthFault is
+    unhealthy and not available (spec §6.4)."""
+    lists = node.chip_lists()
+    if not node.public_faults:
+        return lists
+    moved = {
+        node.kind.names[chip]
+        for chip, public in node.public_faults.items()
+        if public.level not in ("NotHandleFault", "SubHealthFault")
+    }
+    lists["available"] = tuple(name for name in lists["available"] if name not in moved)
+    lists["unhealthy"] = tuple(sorted(set(lists["unhealthy"]) | moved))
+    return lists
 
 
 def clusterd_device_value(node: Node) -> str:
@@ -359,11 +391,13 @@ def clusterd_device_value(node: Node) -> str:
     every node without one, UpdateTime of the last content change (not DP's heartbeat)."""
     entries = clusterd_fault_entries(node)
     fault_list = go_dumps(entries) if entries else "[]"
-    device_list = _device_list(node, node.chip_lists(), fault_list, all_keys=True)
+    device_list = _device_list(node, clusterd_chip_lists(node), fault_list, all_keys=True)
+    # A public fault's injection makes the entry's UpdateTime (spec §6.4).
+    update_time = max((p.time for p in node.public_faults.values()), default=node.update_time)
     return go_dumps(
         {
             "DeviceList": device_list,
-            "UpdateTime": node.update_time,
+            "UpdateTime": max(node.update_time, update_time),
             "CmName": deviceplugin_name(node),
             "SuperPodID": node.super_pod_id,
             "RackID": node.rack_id if node.rack_id is not None else 0,
@@ -506,7 +540,7 @@ def volcano_health_state(node: Node, lists: dict[str, tuple[str, ...]] | None = 
     CardUnhealthy over CardNetworkUnhealthy over Healthy (spec §9, §11.5)."""
     if clusterd_node_status(node) == "UnHealthy" or clusterd_switch_status(node) == "UnHealthy":
         return "NodeUnhealthy"
-    lists = lists if lists is not None else node.chip_lists()
+    lists = lists if lists is not None else clusterd_chip_lists(node)
     if lists["unhealthy"]:
         return "CardUnhealthy"
     if lists["network_unhealthy"]:
@@ -528,7 +562,7 @@ class VolcanoProducer:
         cached = self._entries.get(node.index)
         if cached is not None and cached[0] == versions:
             return cached[1]
-        lists = node.chip_lists()
+        lists = clusterd_chip_lists(node)
         state = volcano_health_state(node, lists)
         prefix = ""
         if state != "Healthy":
@@ -572,7 +606,7 @@ class VolcanoProducer:
         return go_dumps(dict(sorted(times.items())))
 
     def configmap(self, model: ClusterModel, session_time: int | None = None) -> dict[str, Any]:
-        when = int(model.now) if session_time is None else session_time
+        when = int(model.stamp()) if session_time is None else session_time
         data = {
             "fault-node": self.fault_node_value(model, when),
             "remain-retry-times": self.retry_value(model),

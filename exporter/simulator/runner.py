@@ -24,7 +24,7 @@ from typing import Any
 
 from exporter.apiserver.store import ApiServerStatusError, Store
 from exporter.simulator.clusterd_extra import ClusterDExtraProducer
-from exporter.simulator.model import ClusterModel, FaultRates, FaultTransition, StepResult
+from exporter.simulator.model import ClusterModel, FaultRates, FaultTransition, Script, StepResult
 from exporter.simulator.producers import (
     DEVICEPLUGIN_NAMESPACE,
     NODED_NAMESPACE,
@@ -41,6 +41,11 @@ __all__ = ["ClusterSimulator", "SimulatorStats"]
 
 log = logging.getLogger("exporter.simulator")
 
+# Written times lag the wall clock by this much when running as a service, so that the few
+# milliseconds an Event time is moved on to stay unique per chip (model._event_ms) cannot put it
+# in the future either.
+STAMP_LAG = 0.05
+
 
 @dataclass(slots=True)
 class SimulatorStats:
@@ -48,6 +53,7 @@ class SimulatorStats:
 
     ticks: int = 0
     dp_writes: int = 0  # device-plugin ConfigMap writes, content changes and heartbeats
+    dp_quiet_skips: int = 0  # device-plugin writes not done because the node's plugin is down (Outage)
     dp_heartbeats: int = 0  # of which forced rewrites (5-minute resync / writes_per_second filler)
     noded_writes: int = 0
     noded_deletes: int = 0
@@ -57,6 +63,7 @@ class SimulatorStats:
     clusterd_reports: int = 0
     clusterd_writes: int = 0
     volcano_writes: int = 0
+    volcano_skips: int = 0  # sessions not written because Volcano is down (Outage)
     write_errors: int = 0
 
 
@@ -64,9 +71,12 @@ class ClusterSimulator:
     """A simulated MindX DL cluster writing into ``store``.
 
     Options:
-      nodes, seed, mix, rates, warmup, start_time: the model (see ``ClusterModel``); ``model``
+      nodes, seed, mix, rates, warmup, start_time, script: the model (see ``ClusterModel``); ``model``
         replaces them with a ready one. ``start_time`` None = the wall clock.
-      time_scale: simulated seconds per wall-clock second when running as a service.
+      time_scale: simulated seconds per wall-clock second when running as a service. Running as a
+        service, the written times (UpdateTime, fault and Event times, ...) advance with the
+        simulated clock but never past the wall clock: a fast simulation compresses how often things
+        happen, never writes a time in the future. The synchronous API writes simulated times.
       tick: wall-clock seconds between model steps.
       clusterd_interval, volcano_interval: wall-clock seconds between ClusterD reports / Volcano
         sessions (None disables that producer); shard_limit: ClusterD's split size in bytes.
@@ -80,6 +90,7 @@ class ClusterSimulator:
       events, events_per_minute, event_ttl: fault Events on/off, the device plugin's per-node rate
         limit, and the simulated lifetime after which Events are deleted.
       noded: NodeD ConfigMaps on/off.
+    The model's ``outages`` (set by a script) silence a node's device plugin or Volcano for a while.
     """
 
     def __init__(
@@ -104,6 +115,7 @@ class ClusterSimulator:
         events_per_minute: int = 10,
         event_ttl: float = 3600.0,
         noded: bool = True,
+        script: Script | None = None,
     ) -> None:
         if model is None:
             model = ClusterModel(
@@ -113,6 +125,7 @@ class ClusterSimulator:
                 rates=rates,
                 start_time=time.time() if start_time is None else start_time,
                 warmup=warmup,
+                script=script,
             )
         self.store = store
         self.model = model
@@ -138,6 +151,11 @@ class ClusterSimulator:
         self._noded_present: set[int] = set()
         self._event_times: dict[int, deque[float]] = {}  # node → sim times of recent events
         self._event_expiry: deque[tuple[float, str]] = deque()
+        self._quiet: dict[int, float] = {}  # node → sim time its device plugin writes again
+        self._outages = sorted(
+            (o for o in model.outages if o.producer == "device-plugin" and o.node is not None),
+            key=lambda o: o.start,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- synchronous API ----------------------------------------------------------------------------------
@@ -146,7 +164,7 @@ class ClusterSimulator:
         """Write the initial state: every device-plugin ConfigMap, NodeD ConfigMaps of faulty nodes,
         one ClusterD report and one Volcano ConfigMap."""
         model = self.model
-        now = int(model.now)
+        now = int(model.stamp())
         # Heartbeat phases spread over the resync interval, as independent DaemonSet pods would be.
         spread = self.dp_resync_interval or 0.0
         phases = sorted((model.now - self._rng.uniform(0, spread), node.index) for node in model.nodes)
@@ -155,6 +173,7 @@ class ClusterSimulator:
             self._dp_stamp[index] = now
             self._dp_written[index] = phase  # heartbeats come due spread out, oldest first
         self.stats.dp_writes += len(model.nodes)
+        self._start_outages(populating=True)
         if self.noded:
             for node in model.nodes:
                 self._write_noded(node.index)
@@ -164,11 +183,18 @@ class ClusterSimulator:
             self.report_volcano()
         self._populated = True
 
-    def advance(self, dt: float) -> StepResult:
+    def advance(self, dt: float, stamp_until: float | None = None) -> StepResult:
         """Step the model by ``dt`` simulated seconds and write what changed (device-plugin
-        ConfigMaps at once unless ``writes_per_second`` paces them, Events, NodeD ConfigMaps)."""
-        result = self.model.step(dt)
+        ConfigMaps at once unless ``writes_per_second`` paces them, Events, NodeD ConfigMaps).
+        ``stamp_until`` caps the written times (``ClusterModel.step``)."""
+        result = self.model.step(dt, stamp_until)
         self.stats.ticks += 1
+        self._start_outages(populating=False)
+        for index, until in list(self._quiet.items()):
+            if until <= self.model.now:
+                # The plugin is back: it writes its node's current state at once.
+                del self._quiet[index]
+                self._write_dp(index)
         paced = self.writes_per_second is not None
         for index in result.dp_changed:
             if paced:
@@ -205,6 +231,10 @@ class ClusterSimulator:
         self.stats.clusterd_reports += 1
 
     def report_volcano(self) -> None:
+        now = self.model.now
+        if any(o.producer == "volcano" and o.start <= now < o.end for o in self.model.outages):
+            self.stats.volcano_skips += 1
+            return
         self._apply(self.volcano.configmap(self.model))
         self.stats.volcano_writes += 1
 
@@ -274,7 +304,7 @@ class ClusterSimulator:
         while True:
             await asyncio.sleep(self.tick)
             now = loop.time()
-            self.advance((now - last) * self.time_scale)
+            self.advance((now - last) * self.time_scale, stamp_until=time.time() - STAMP_LAG)
             last = now
 
     async def _writer_loop(self) -> None:
@@ -314,10 +344,32 @@ class ClusterSimulator:
                 "simulator write failed", extra={"object": obj["metadata"]["name"], "error": err.message}
             )
 
+    def _start_outages(self, populating: bool) -> None:
+        """Silence the device plugins whose outage has begun: no write until it ends. At populate,
+        a plugin already down rewrites its ConfigMap with the time it went down (in written-time
+        terms: ``time_scale`` simulated seconds a written second), as if written back then."""
+        now = self.model.now
+        while self._outages and self._outages[0].start <= now:
+            outage = self._outages.pop(0)
+            index = outage.node
+            assert index is not None
+            if outage.end <= now:
+                continue
+            if populating:
+                went_down = int(self.model.stamp() - (now - outage.start) / self.time_scale)
+                self._dp_stamp[index] = went_down
+                self._apply(deviceplugin_configmap(self.model.nodes[index], went_down))
+            self._quiet[index] = outage.end
+            self._dp_written.pop(index, None)
+            self._dp_pending.pop(index, None)
+
     def _write_dp(self, index: int, heartbeat: bool = False) -> None:
         model = self.model
         self._dp_pending.pop(index, None)
-        stamp = int(model.now)
+        if index in self._quiet:
+            self.stats.dp_quiet_skips += 1
+            return
+        stamp = int(model.stamp())
         if heartbeat and self.writes_per_second is not None:
             # A paced filler write must be an update: UpdateTime moves on by at least a second.
             stamp = max(stamp, self._dp_stamp.get(index, 0) + 1)

@@ -16,7 +16,9 @@ CHIP = ("source", "node", "npu", "id")
 NPU_CHIP_FAULT_LEVEL = Family(
     "mindx_npu_chip_fault_level",
     "gauge",
-    "Rank of the chip's most severe current fault_handling: 0 NormalNPU .. 9 ManuallySeparateNPU; "
+    "Rank of the chip's most severe current fault_handling: 0 NormalNPU/NormalNetwork or none, "
+    "1 NotHandleFault, 2 SubHealthFault, 3 RestartRequest, 4 RestartBusiness, 5 FreeRestartNPU, "
+    "6 RestartNPU, 7 PreSeparateNPU, 8 SeparateNPU, 9 ManuallySeparateNPU; "
     "-1 when only levels unknown to the exporter are present.",
     CHIP,
     order=100,

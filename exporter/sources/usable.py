@@ -45,7 +45,8 @@ NODE_NPU_USABLE_CHIPS = Family(
     "mindx_node_npu_usable_chips",
     "gauge",
     "Chips a job can use now by the vendor's procedure: the available chips, or 0 when the node's "
-    "status or its switch status is UnHealthy.",
+    "status or its switch status is UnHealthy. Chips in use by jobs are in no list, so a fully busy "
+    "node shows 0 with no fault.",
     ("source", "node", "resource"),
     order=150,
 )
