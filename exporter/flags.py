@@ -261,16 +261,16 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
             f"--source.{spec.name}.enabled",
             dest=f"enabled:{spec.name}",
             type=_bool,
-            default=True,
+            default=spec.enabled_by_default,
             metavar="BOOL",
-            help=f"watch {spec.description} (default true)",
+            help=f"watch {spec.description} (default {str(spec.enabled_by_default).lower()})",
         )
         sources.add_argument(
             f"--source.{spec.name}.namespace",
             dest=f"namespace:{spec.name}",
             default=spec.namespace,
-            metavar="NAMESPACE",
-            help="namespace to watch (default %(default)s)",
+            metavar="NAMESPACE[,...]",
+            help="namespace to watch, or a comma-separated list: one watch each (default %(default)s)",
         )
     parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"]
