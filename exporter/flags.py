@@ -23,6 +23,7 @@ from exporter.registry import SOURCES, SOURCES_BY_NAME
 from exporter.server import parse_listen_address
 from exporter.sharding import Shard
 from exporter.simulator import ALERTS_MIN_NODES, FaultRates
+from exporter.simulator.job_extra import JOB_NAMESPACES
 from exporter.sources.limits import Limits
 from exporter.webconfig import load_web_config
 
@@ -429,6 +430,8 @@ def build_parser() -> CommandLineParser:
     add_demo_flags(demo)
     add_exporter_flags(demo)
     demo.set_defaults(listen_address=DEMO_LISTEN_ADDRESS)
+    # The simulated jobs' recovery files: the opt-in source, on for the jobs' namespaces.
+    demo.set_defaults(**{"enabled:job-recovery": True, "namespace:job-recovery": ",".join(JOB_NAMESPACES)})
     listing = commands.add_parser(
         DEVICES,
         prog=f"{PROG} {DEVICES}",

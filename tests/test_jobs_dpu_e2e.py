@@ -4,17 +4,21 @@ deleted in the API test server, and the series are read from the real /metrics."
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
+import sys
 from typing import Any
 
+import aiohttp
 import orjson
 
 from exporter.apiserver import KubeApiTestServer
 from exporter.app import SourceSelection, split_namespaces
 from exporter.cli import build_parser, exporter_config
+from exporter.simulator.job_extra import JOB_NAMESPACES
 from tests.conftest import StartExporter
-from tests.helpers import eventually, fixture, labels, select
+from tests.helpers import eventually, fixture, labels, parse_exposition, select
 
 RESCHEDULE = "job-reschedule-reason"
 RECORDS_KEY = "recent-reschedule-records"
@@ -546,3 +550,52 @@ async def test_clusterd_update_time_is_the_newer_of_node_map_and_device_shards(
         assert labels(source="clusterd", node="node-only-in-node-map") not in stamps
 
     await eventually(fell_back)
+
+
+# --- the demo -------------------------------------------------------------------------------------
+
+NEW_FAMILIES = (
+    "mindx_job_reschedules_total",
+    "mindx_job_last_reschedule_timestamp_seconds",
+    "mindx_job_last_reschedule_reason",
+    "mindx_job_recovery_ranks",
+    "mindx_job_recovery_retries",
+    "mindx_dpu_fault_code",
+    "mindx_node_dpus",
+)
+
+
+async def test_demo_shows_every_new_family_within_a_minute() -> None:
+    """The real `mindx-fault-exporter demo` process: reschedules with reasons, recovery files of
+    the simulated jobs' namespaces (the opt-in source is on in the demo), a ClusterD recovery in
+    progress and a NIC down, all within a minute."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", "demo", "--nodes", "30", "--web.listen-address", "127.0.0.1:0",
+        "--log.level", "warning",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = ""
+        while not url:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, "the demo exited before printing its metrics URL"
+            if "metrics:" in line:
+                url = line.split("metrics:", 1)[1].strip()
+        async with aiohttp.ClientSession() as session:
+
+            async def shown() -> None:
+                async with session.get(url) as resp:
+                    series = parse_exposition(await resp.text())
+                for family in NEW_FAMILIES:
+                    assert select(series, family), f"{family} has no series"
+                assert any(v > 0 for v in select(series, "mindx_job_recovery_ranks", status="fault").values())
+                assert select(series, "mindx_source_update_timestamp_seconds", source="rdma-device-plugin")
+                recovery = select(series, "mindx_exporter_watch_up", source="job-recovery")
+                assert {dict(k)["namespace"] for k in recovery} == set(JOB_NAMESPACES)
+                assert select(series, "mindx_configmap_invalid") == {}
+
+            await eventually(shown, timeout=60, interval=1.0)
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -29,8 +29,8 @@ HCAS = 2
 HCA_PORT_DOWN = ("21000024", "Host to network fault. Need to switch IP after fault.", "SeparateDPU")
 DPU_CARD_DROP = ("22000026", "DPU card missing.", "SeparateDPU")
 
-NIC_DOWN_PER_NODE_HOUR = 0.02
-CARD_DROP_PER_NODE_HOUR = 0.004
+NIC_DOWN_PER_NODE_HOUR = 0.1
+CARD_DROP_PER_NODE_HOUR = 0.02
 MEAN_FAULT_SECONDS = 1800.0
 _ZONE = timezone(timedelta(hours=8))  # the plugin container's zone in the June-2026 example
 
@@ -71,9 +71,8 @@ class DpuProducer:
         """Every node's object, a few with a NIC already down (a lived-in cluster)."""
         now = model.now
         for state in self.rng.sample(self._nodes, max(1, len(self._nodes) // 20)):
-            self._raise(
-                state, f"mlx5_{self.rng.randrange(HCAS)}:{HCA_PORT_DOWN[0]}", now - self.rng.uniform(60, 1800)
-            )
+            key = f"mlx5_{self.rng.randrange(HCAS)}:{HCA_PORT_DOWN[0]}"
+            self._raise(state, key, now - self.rng.uniform(60, 1800), lasts_from=now)
         return [self._write(state, now) for state in self._nodes]
 
     def step(self, model: ClusterModel) -> list[dict[str, Any]]:
@@ -101,9 +100,10 @@ class DpuProducer:
             changed.setdefault(index, self._nodes[index])
         return [self._write(state, now) for state in changed.values()]
 
-    def _raise(self, state: _NodeDpus, key: str, at: float) -> None:
+    def _raise(self, state: _NodeDpus, key: str, at: float, lasts_from: float | None = None) -> None:
         state.faults.setdefault(key, int(at * 1000))
-        end = state.ends[key] = at + self.rng.expovariate(1.0 / MEAN_FAULT_SECONDS)
+        start = at if lasts_from is None else lasts_from
+        end = state.ends[key] = start + self.rng.expovariate(1.0 / MEAN_FAULT_SECONDS)
         heapq.heappush(self._ends, (end, state.node.index, key))
 
     def _write(self, state: _NodeDpus, now: float) -> dict[str, Any]:
