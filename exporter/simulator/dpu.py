@@ -49,9 +49,10 @@ def dpuinfo_name(node: Node) -> str:
 
 def _rfc3339_nano(at: float) -> str:
     """Go's time.Time JSON: RFC 3339 with up to 9 fraction digits, trailing zeros dropped."""
-    ns = round(at * 1e9)
-    stamp = datetime.fromtimestamp(ns // 10**9, UTC).astimezone(_ZONE)
-    fraction = f"{ns % 10**9:09d}".rstrip("0")
+    seconds = int(at)
+    nanos = min(round((at - seconds) * 1e9), 10**9 - 1)  # a float holds ~0.2 µs at this size
+    stamp = datetime.fromtimestamp(seconds, UTC).astimezone(_ZONE)
+    fraction = f"{nanos:09d}".rstrip("0")
     return stamp.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + stamp.isoformat()[-6:]
 
 
