@@ -13,6 +13,7 @@ from exporter.kube.selectors import object_matches
 from exporter.sources import dpu
 from exporter.sources.base import Parsed
 from exporter.sources.dpu import DpuFault, NodeDpus
+from exporter.sources.limits import Limits
 from tests.helpers import fixture
 
 FIXTURE = "dpuinfo-node150-faulty.json"
@@ -270,3 +271,18 @@ def test_oversized_value() -> None:
     result = dpu.parse_configmap(cm)
     assert problems_of(result) == []
     assert result.first is not None and result.first.faulty == 512 and len(result.first.faults) == 2048
+
+
+def test_per_object_limits_cut_off_and_report() -> None:
+    """More HCAs or faults than the per-object limits (docs/operations.md): cut off, reason limit."""
+    cfg = {
+        "DPUInfo": {
+            "DPUList": [
+                hca(f"mlx5_{i}", fault("21000024", "SeparateDPU"), fault("21000023", "x")) for i in range(5)
+            ]
+        },
+        "UpdateTime": 1787191200312,
+    }
+    result = dpu.parse_configmap(with_cfg(cfg), Limits(chips_per_node=3, codes_per_entry=1))
+    assert problems_of(result) == [(KEY, "limit")] * 4  # the HCA list, and each kept HCA's faults
+    assert result.first is not None and result.first.faulty == 3 and len(result.first.faults) == 3

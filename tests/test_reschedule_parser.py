@@ -11,6 +11,7 @@ import pytest
 
 from exporter.sources import reschedule
 from exporter.sources.base import Parsed
+from exporter.sources.limits import Limits
 from exporter.sources.reschedule import JobReschedules
 from tests.helpers import fixture
 
@@ -210,3 +211,16 @@ def test_oversized_value_is_parsed() -> None:
     assert len(cm["data"][KEY]) > 1_000_000
     result = reschedule.parse_configmap(cm)
     assert problems_of(result) == [] and len(result.records or {}) == 2000
+
+
+def test_per_object_limit_on_task_reasons() -> None:
+    tasks = [("CardUnhealthy", f"node{i}", str(i)) for i in range(5)]
+    value = {"a/many-tasks": job(total=1, records=[record(1787191000, *tasks)])}
+    result = reschedule.parse_configmap(with_value(value), Limits(fault_entries_per_chip=3))
+    assert problems_of(result) == [(KEY, "limit")]
+    (parsed,) = (result.records or {}).values()
+    assert parsed.last_reasons == (
+        ("CardUnhealthy", "node0"),
+        ("CardUnhealthy", "node1"),
+        ("CardUnhealthy", "node2"),
+    )
