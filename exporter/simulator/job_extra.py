@@ -214,6 +214,16 @@ class RecoveryProducer:
         f.info = info
         return self._configmap(f)
 
+    def under_way(self, now: float) -> list[dict[str, Any]]:
+        """A lived-in cluster: one process-recovery job's ClusterD recovery is in progress (its
+        fault list written a minute ago, cleared half an hour later)."""
+        for f in self._files.values():
+            if f.process_recovery and f.clear_at is None and f.job.nodes:
+                written = self.restart(JobRestart(f.job, f.job.nodes[0], 0, now - 60.0))
+                f.clear_at = now + 1800.0
+                return [written] if written is not None else []
+        return []
+
     def due(self, now: float) -> Iterator[dict[str, Any]]:
         """ClusterD's `restartAllProcess` once a recovery has run its course."""
         for f in self._files.values():
@@ -282,7 +292,7 @@ class JobRecords:
             times = [model.now - self._history_rng.uniform(60, 3000) for _ in range(count)]
             self.reschedules.seed_history(job, times, "CardUnhealthy", job.nodes[-1].name)
         created, _ = self.recovery.sync_jobs(model)
-        return created + self.step(model)[0]
+        return created + self.step(model)[0] + self.recovery.under_way(model.now)
 
     def step(self, model: ClusterModel) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
         created, deleted = self.recovery.sync_jobs(model)
