@@ -70,14 +70,16 @@ class DpuProducer:
 
     def start(self, model: ClusterModel) -> list[dict[str, Any]]:
         """Every node's object, a few with a NIC already down (a lived-in cluster)."""
-        now = model.now
+        now, stamp = model.now, model.stamp()
         for state in self.rng.sample(self._nodes, max(1, len(self._nodes) // 20)):
             key = f"mlx5_{self.rng.randrange(HCAS)}:{HCA_PORT_DOWN[0]}"
-            self._raise(state, key, now - self.rng.uniform(60, 1800), lasts_from=now)
-        return [self._write(state, now) for state in self._nodes]
+            self._raise(state, key, now, stamp - self.rng.uniform(60, 1800))
+        return [self._write(state, now, stamp) for state in self._nodes]
 
     def step(self, model: ClusterModel) -> list[dict[str, Any]]:
-        now = model.now
+        """Simulated time (`now`) drives arrivals, clears and heartbeats; the times written are the
+        model's written time (`stamp()`, held back to the wall clock in the demo)."""
+        now, stamp = model.now, model.stamp()
         changed: dict[int, _NodeDpus] = {}
         for kind, code in (("nic", HCA_PORT_DOWN[0]), ("card", DPU_CARD_DROP[0])):
             while self._next[kind] <= now:
@@ -85,7 +87,7 @@ class DpuProducer:
                 state = self._nodes[self.rng.randrange(len(self._nodes))]
                 where = f"mlx5_{self.rng.randrange(HCAS)}" if kind == "nic" else "node"
                 if not (kind == "card" and state.legacy):  # June-2026 builds have no NodeEvent
-                    self._raise(state, f"{where}:{code}", at)
+                    self._raise(state, f"{where}:{code}", at, stamp)
                     changed[state.node.index] = state
                 rate = NIC_DOWN_PER_NODE_HOUR if kind == "nic" else CARD_DROP_PER_NODE_HOUR
                 self._next[kind] = self._draw(model, at, rate)
@@ -99,22 +101,22 @@ class DpuProducer:
             if now - at < RESYNC_SECONDS:
                 break
             changed.setdefault(index, self._nodes[index])
-        return [self._write(state, now) for state in changed.values()]
+        return [self._write(state, now, stamp) for state in changed.values()]
 
-    def _raise(self, state: _NodeDpus, key: str, at: float, lasts_from: float | None = None) -> None:
-        state.faults.setdefault(key, int(at * 1000))
-        start = at if lasts_from is None else lasts_from
-        end = state.ends[key] = start + self.rng.expovariate(1.0 / MEAN_FAULT_SECONDS)
+    def _raise(self, state: _NodeDpus, key: str, at: float, first_seen: float) -> None:
+        """A fault from simulated time `at`, written as first detected at `first_seen`."""
+        state.faults.setdefault(key, int(first_seen * 1000))
+        end = state.ends[key] = at + self.rng.expovariate(1.0 / MEAN_FAULT_SECONDS)
         heapq.heappush(self._ends, (end, state.node.index, key))
 
-    def _write(self, state: _NodeDpus, now: float) -> dict[str, Any]:
+    def _write(self, state: _NodeDpus, now: float, stamp: float) -> dict[str, Any]:
         info: dict[str, Any] = {"DPUList": [self._hca(state, i) for i in range(HCAS)]}
         if not state.legacy:
             info["NodeEvent"] = {"NodeName": state.node.name, "FaultList": self._faults(state, "node")}
         content = go_dumps(info)
         self._written.pop(state.node.index, None)
         self._written[state.node.index] = now
-        update: str = _rfc3339_nano(now) if state.legacy else str(int(now * 1000))
+        update: str = _rfc3339_nano(stamp) if state.legacy else str(int(stamp * 1000))
         value = '{"DPUInfo":' + content + ',"UpdateTime":' + (f'"{update}"' if state.legacy else update) + "}"
         metadata: dict[str, Any] = {"name": dpuinfo_name(state.node), "namespace": NAMESPACE}
         if not state.legacy:

@@ -86,8 +86,8 @@ class RescheduleProducer:
             rank = job.nodes.index(node) if node in job.nodes else 0
             tasks.append(_task(job, reason, node.name, rank))
         record = {
-            "LogFileFormatTime": _log_time(restart.at),
-            "RescheduleTimeStamp": int(restart.at),
+            "LogFileFormatTime": _log_time(restart.stamp),
+            "RescheduleTimeStamp": int(restart.stamp),
             "ReasonOfTask": tasks[:MAX_TASKS],
         }
         entry.records.insert(0, record)
@@ -190,7 +190,7 @@ class RecoveryProducer:
         f = self._files.get(restart.job.id)
         if f is None:
             return None
-        job, now = restart.job, int(restart.at)
+        job, now = restart.job, int(restart.stamp)
         info = f.info or _task_reset_info()
         if f.process_recovery:
             # ClusterD `fault`: every rank of the faulty node (GetFaultRankIdsInSameNode).
@@ -214,23 +214,24 @@ class RecoveryProducer:
         f.info = info
         return self._configmap(f)
 
-    def under_way(self, now: float) -> list[dict[str, Any]]:
+    def under_way(self, now: float, stamp: float) -> list[dict[str, Any]]:
         """A lived-in cluster: one process-recovery job's ClusterD recovery is in progress (its
         fault list written a minute ago, cleared half an hour later)."""
         for f in self._files.values():
             if f.process_recovery and f.clear_at is None and f.job.nodes:
-                written = self.restart(JobRestart(f.job, f.job.nodes[0], 0, now - 60.0))
+                written = self.restart(JobRestart(f.job, f.job.nodes[0], 0, now - 60.0, stamp - 60.0))
                 f.clear_at = now + 1800.0
                 return [written] if written is not None else []
         return []
 
-    def due(self, now: float) -> Iterator[dict[str, Any]]:
+    def due(self, now: float, stamp: float) -> Iterator[dict[str, Any]]:
         """ClusterD's `restartAllProcess` once a recovery has run its course."""
         for f in self._files.values():
             if f.clear_at is not None and f.clear_at <= now and f.info is not None:
                 f.clear_at = None
+                retries = f.info["RetryTime"] + 1
                 f.info.update(
-                    RankList=[], UpdateTime=int(now), RetryTime=f.info["RetryTime"] + 1, FaultFlushing=False,
+                    RankList=[], UpdateTime=int(stamp), RetryTime=retries, FaultFlushing=False,
                     GracefulExit=0, RestartFaultProcess=False,
                 )  # fmt: skip
                 yield self._configmap(f)
@@ -289,10 +290,10 @@ class JobRecords:
         jobs = sorted(model.jobs.values(), key=lambda j: j.id)
         for index, job in enumerate(jobs[:: max(1, len(jobs) // 4)]):
             count = 3 if index == 0 else self._history_rng.randint(1, 2)
-            times = [model.now - self._history_rng.uniform(60, 3000) for _ in range(count)]
+            times = [model.stamp() - self._history_rng.uniform(60, 3000) for _ in range(count)]
             self.reschedules.seed_history(job, times, "CardUnhealthy", job.nodes[-1].name)
         created, _ = self.recovery.sync_jobs(model)
-        return created + self.step(model)[0] + self.recovery.under_way(model.now)
+        return created + self.step(model)[0] + self.recovery.under_way(model.now, model.stamp())
 
     def step(self, model: ClusterModel) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
         created, deleted = self.recovery.sync_jobs(model)
@@ -305,7 +306,7 @@ class JobRecords:
             updated = self.recovery.restart(restart)
             if updated is not None:
                 writes.append(updated)
-        writes.extend(self.recovery.due(model.now))
+        writes.extend(self.recovery.due(model.now, model.stamp()))
         return writes, deleted
 
     def reschedule_configmap(self, model: ClusterModel) -> dict[str, Any]:

@@ -515,7 +515,8 @@ class JobRestart:
     job: Job
     node: Node
     chip: int
-    at: float
+    at: float  # simulated time
+    stamp: float  # the time the producers write for it (`ClusterModel.stamp()`)
 
 
 class Node:
@@ -1149,7 +1150,7 @@ class ClusterModel:
         self._result.jobs_changed = True
         if job.times > 0:
             job.times -= 1
-            self.job_restarts.append(JobRestart(job, node, chip, self.now))
+            self.job_restarts.append(JobRestart(job, node, chip, self.now, self.stamp()))
         else:
             self._end_job(job)  # budget exhausted: the job fails
 
