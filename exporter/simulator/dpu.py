@@ -69,11 +69,12 @@ class DpuProducer:
         return after + self.rng.expovariate(per_node_hour * len(model.nodes) / 3600.0)
 
     def start(self, model: ClusterModel) -> list[dict[str, Any]]:
-        """Every node's object, a few with a NIC already down (a lived-in cluster)."""
+        """Every node's object, a few with a NIC already down (a lived-in cluster) that stays down
+        for at least the first hour (it waits for a technician)."""
         now, stamp = model.now, model.stamp()
         for state in self.rng.sample(self._nodes, max(1, len(self._nodes) // 20)):
             key = f"mlx5_{self.rng.randrange(HCAS)}:{HCA_PORT_DOWN[0]}"
-            self._raise(state, key, now, stamp - self.rng.uniform(60, 1800))
+            self._raise(state, key, now + 3600.0, stamp - self.rng.uniform(60, 1800))
         return [self._write(state, now, stamp) for state in self._nodes]
 
     def step(self, model: ClusterModel) -> list[dict[str, Any]]:
