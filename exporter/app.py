@@ -44,18 +44,27 @@ async def _every(seconds: float, call: Callable[[], None]) -> None:
         call()
 
 
+def split_namespaces(value: str) -> list[str]:
+    """`--source.<name>.namespace`: one namespace or a comma-separated list (spaces, empties and
+    repeats ignored). `""` alone is every namespace (a cluster-wide watch), as the API has it."""
+    names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    return names or [""]
+
+
 @dataclass(frozen=True)
 class SourceSelection:
-    """Which sources run, and in which namespace (`--source.<name>.enabled/namespace`)."""
+    """Which sources run, and in which namespaces (`--source.<name>.enabled/namespace`). A source
+    not named in `enabled` runs if it is enabled by default; one reflector per namespace."""
 
     enabled: dict[str, bool] = field(default_factory=dict)
     namespaces: dict[str, str] = field(default_factory=dict)
 
     def targets(self) -> list[tuple[Source[Any], WatchTarget]]:
         return [
-            (source, watch_target(source, self.namespaces.get(source.name)))
+            (source, watch_target(source, namespace))
             for source in SOURCES
-            if self.enabled.get(source.name, True)
+            if self.enabled.get(source.name, source.enabled_by_default)
+            for namespace in split_namespaces(self.namespaces.get(source.name, source.namespace))
         ]
 
 

@@ -23,6 +23,7 @@ from exporter.registry import SOURCES, SOURCES_BY_NAME
 from exporter.server import parse_listen_address
 from exporter.sharding import Shard
 from exporter.simulator import ALERTS_MIN_NODES, FaultRates
+from exporter.simulator.job_extra import JOB_NAMESPACES
 from exporter.sources.limits import Limits
 from exporter.webconfig import load_web_config
 
@@ -261,16 +262,16 @@ def add_exporter_flags(parser: argparse.ArgumentParser) -> None:
             f"--source.{spec.name}.enabled",
             dest=f"enabled:{spec.name}",
             type=_bool,
-            default=True,
+            default=spec.enabled_by_default,
             metavar="BOOL",
-            help=f"watch {spec.description} (default true)",
+            help=f"watch {spec.description} (default {str(spec.enabled_by_default).lower()})",
         )
         sources.add_argument(
             f"--source.{spec.name}.namespace",
             dest=f"namespace:{spec.name}",
             default=spec.namespace,
-            metavar="NAMESPACE",
-            help="namespace to watch (default %(default)s)",
+            metavar="NAMESPACE[,...]",
+            help="namespace to watch, or a comma-separated list: one watch each (default %(default)s)",
         )
     parser.add_argument(
         "--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"]
@@ -429,6 +430,8 @@ def build_parser() -> CommandLineParser:
     add_demo_flags(demo)
     add_exporter_flags(demo)
     demo.set_defaults(listen_address=DEMO_LISTEN_ADDRESS)
+    # The simulated jobs' recovery files: the opt-in source, on for the jobs' namespaces.
+    demo.set_defaults(**{"enabled:job-recovery": True, "namespace:job-recovery": ",".join(JOB_NAMESPACES)})
     listing = commands.add_parser(
         DEVICES,
         prog=f"{PROG} {DEVICES}",

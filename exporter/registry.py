@@ -13,10 +13,13 @@ from exporter.metrics.exposition import Family
 from exporter.sources import (
     clusterd,
     deviceplugin,
+    dpu,
     events,
     manualseparation,
     noded,
     publicfaults,
+    recovery,
+    reschedule,
     schedulingexceptions,
     volcano,
 )
@@ -32,6 +35,9 @@ SOURCES: tuple[Source[Any], ...] = (
     publicfaults.SOURCE,
     manualseparation.SOURCE,
     schedulingexceptions.SOURCE,
+    reschedule.SOURCE,
+    recovery.SOURCE,
+    dpu.SOURCE,
 )
 
 SOURCES_BY_NAME = {source.name: source for source in SOURCES}

@@ -497,9 +497,7 @@ async def test_every_panel_and_variable_query_returns_data(
         volcano_interval=1.0,
     )
     simulator.populate()
-    sample = api.store.get(
-        "configmaps", "kube-system", api.store.list("configmaps", "kube-system")[0]["metadata"]["name"]
-    )
+    sample = api.store.list("configmaps", "kube-system", label_selector="mx-consumer-cim=true")[0]
     api.store.apply("configmaps", broken_configmap(sample))
 
     reflector = ReflectorOptions(

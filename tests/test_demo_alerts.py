@@ -46,6 +46,8 @@ EXPECTED = {
     "MindXPublicFaultSeparateNPU",
     "MindXNPUChipFaultFrequencySeparated",
     "MindXJobSchedulingException",
+    "MindXJobRescheduledRepeatedly",
+    "MindXDPUSeparated",
     "MindXNodeUnhealthy",
     "MindXNodePreSeparate",
     "MindXSwitchUnhealthy",

@@ -438,5 +438,6 @@ async def test_list_all_pages(api: KubeApiTestServer, tmp_path: Path) -> None:
         paged = await list_all(client, "/api/v1/namespaces/kube-system/configmaps", {}, 1)
         whole = await list_all(client, "/api/v1/namespaces/kube-system/configmaps", {}, 500)
     assert [o["metadata"]["name"] for o in paged.objects] == [o["metadata"]["name"] for o in whole.objects]
-    assert len(paged.objects) == len(DP_FIXTURES)
+    # Every kube-system ConfigMap fixture: the device plugin's and the RDMA plugin's dpuinfo-<node>.
+    assert len(paged.objects) == len(DP_FIXTURES) + len(list(FIXTURES.glob("dpuinfo-*.json")))
     assert paged.resource_version and paged.resource_version == whole.resource_version

@@ -8,7 +8,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.apiserver import KubeApiTestServer
-from exporter.registry import ALL_FAMILIES
+from exporter.app import SourceSelection
+from exporter.registry import ALL_FAMILIES, SOURCES
 from tests.conftest import StartExporter
 from tests.helpers import eventually, fixture
 from tests.test_object_limits import dp_configmap
@@ -44,7 +45,9 @@ async def test_served_families_are_documented_and_documented_ones_served(
     broken["data"]["DeviceInfoCfg"] = "{truncated"
     api.store.apply("configmaps", broken)
     api.fail_next(1, status=500, path="watch=1")  # so a watch error is counted and served
-    exporter = await start_exporter()
+    # Every source, also those off by default (the job-recovery fixture is in `default`).
+    everything = SourceSelection(enabled={source.name: True for source in SOURCES})
+    exporter = await start_exporter(sources=everything)
     api.store.apply(
         "events",
         fault_event(

@@ -41,7 +41,7 @@ from exporter.metrics.exposition import Family, render_samples
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.registry import ALL_FAMILIES, SOURCES_BY_NAME, watch_target
-from exporter.sources import clusterd, deviceplugin, events, noded, volcano
+from exporter.sources import clusterd, deviceplugin, dpu, events, noded, recovery, reschedule, volcano
 from exporter.sources.base import Source
 from exporter.sources.common import (
     Problem,
@@ -603,6 +603,73 @@ def test_volcano_arbitrary_data(data: dict[str, Any], upsert: bool) -> None:
 @given(cm=mutated(fixture("vcjob-fault-npu-cm.json")), upsert=st.booleans())
 def test_volcano_mutated_fixture(cm: dict[str, Any], upsert: bool) -> None:
     check_volcano(cm, upsert)
+
+
+# --- job reschedules, job recovery, DPUs -------------------------------------------------------
+
+
+def check_one_key_source(
+    source: str, cm: dict[str, Any], keys: tuple[str, ...], upsert: bool, blank_ok: bool
+) -> None:
+    """A source whose parser reads one JSON key (plus, for job-recovery, the checkCode beside it)."""
+    result = SOURCES_BY_NAME[source].parse(cm)
+    problems = result.problems.items
+    assert_bounded_keys(problems, set(keys))
+    if result.records is None:  # not the source's object (its name was mutated): nothing to say
+        assert not problems
+    else:
+        data = cm.get("data")
+        assert_json_problems(data if isinstance(data, dict) else {}, keys[:1], problems, blank_ok)
+    check_pipeline(source, cm, problems, upsert)
+
+
+RESCHEDULE_KEYS = (reschedule.KEY_RECORDS,)
+RECOVERY_KEYS = (recovery.KEY_RESET, recovery.KEY_CHECK_CODE)
+DPU_KEYS = (dpu.KEY_DPU_INFO,)
+
+
+@FUZZ
+@given(data=data_with(RESCHEDULE_KEYS), upsert=st.booleans())
+def test_reschedule_arbitrary_data(data: dict[str, Any], upsert: bool) -> None:
+    cm = configmap(reschedule.NAMESPACE, reschedule.NAME, data)
+    check_one_key_source("job-reschedule", cm, RESCHEDULE_KEYS, upsert, blank_ok=True)
+
+
+@FUZZ
+@given(cm=mutated(fixture("job-reschedule-reason-multi.json")), upsert=st.booleans())
+def test_reschedule_mutated_fixture(cm: dict[str, Any], upsert: bool) -> None:
+    check_one_key_source("job-reschedule", cm, RESCHEDULE_KEYS, upsert, blank_ok=True)
+
+
+@FUZZ
+@given(data=data_with((*RECOVERY_KEYS, "restartType")), upsert=st.booleans())
+def test_recovery_arbitrary_data(data: dict[str, Any], upsert: bool) -> None:
+    cm = configmap("team-a", "reset-config-llama", data)
+    check_one_key_source("job-recovery", cm, RECOVERY_KEYS, upsert, blank_ok=False)
+
+
+@FUZZ
+@given(cm=mutated(fixture("reset-config-volcano-podreschedule.json")), upsert=st.booleans())
+def test_recovery_mutated_fixture(cm: dict[str, Any], upsert: bool) -> None:
+    check_one_key_source("job-recovery", cm, RECOVERY_KEYS, upsert, blank_ok=False)
+
+
+@FUZZ
+@given(data=data_with(DPU_KEYS), upsert=st.booleans())
+def test_dpu_arbitrary_data(data: dict[str, Any], upsert: bool) -> None:
+    check_one_key_source(
+        "rdma-device-plugin",
+        configmap(dpu.NAMESPACE, "dpuinfo-node150", data),
+        DPU_KEYS,
+        upsert,
+        blank_ok=False,
+    )
+
+
+@FUZZ
+@given(cm=mutated(fixture("dpuinfo-node150-faulty.json")), upsert=st.booleans())
+def test_dpu_mutated_fixture(cm: dict[str, Any], upsert: bool) -> None:
+    check_one_key_source("rdma-device-plugin", cm, DPU_KEYS, upsert, blank_ok=False)
 
 
 # --- device-plugin Events ---------------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_everything_written_parses_cleanly_and_matches_the_model() -> None:
     model, store = sim.model, sim.store
 
     # S1 device plugin: one CM per node, CheckCodes verify, parsed state = model state.
-    dp = configmaps(store, "kube-system")
+    dp = {n: cm for n, cm in configmaps(store, "kube-system").items() if n.startswith("mindx-dl-deviceinfo-")}
     assert set(dp) == {f"mindx-dl-deviceinfo-{n.name}" for n in model.nodes}
     for node in model.nodes:
         cm = dp[f"mindx-dl-deviceinfo-{node.name}"]

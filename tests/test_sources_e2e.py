@@ -103,7 +103,13 @@ async def test_every_source_served_from_fixtures(
     }
     # Every source reports its own update time for the nodes it knows.
     stamps = select(series, "mindx_source_update_timestamp_seconds")
-    assert {dict(k)["source"] for k in stamps} == {"device-plugin", "noded", "clusterd", "volcano"}
+    assert {dict(k)["source"] for k in stamps} == {
+        "device-plugin",
+        "noded",
+        "clusterd",
+        "volcano",
+        "rdma-device-plugin",
+    }
     assert stamps[labels(source="noded", node="node133")] == 1744182212  # 2025-04-09T15:03:32+08:00
     # The Event existed before the exporter started: not counted.
     assert select(series, "mindx_npu_fault_events_total") == {}

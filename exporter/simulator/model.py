@@ -18,6 +18,7 @@ import heapq
 import math
 import random
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -507,6 +508,17 @@ class Job:
         return f"{self.namespace}/{self.podgroup}"
 
 
+@dataclass(frozen=True, slots=True)
+class JobRestart:
+    """Volcano restarted `job` because `chip` of `node` became unusable (read by the job producers)."""
+
+    job: Job
+    node: Node
+    chip: int
+    at: float  # simulated time
+    stamp: float  # the time the producers write for it (`ClusterModel.stamp()`)
+
+
 class Node:
     """One node. ``version`` counts device-plugin content changes (producers cache on it);
     ``noded_version`` counts NodeD changes."""
@@ -788,6 +800,7 @@ class ClusterModel:
             self._add_free(node)
         self.jobs: dict[int, Job] = {}
         self._job_seq = 0
+        self.job_restarts: deque[JobRestart] = deque(maxlen=4096)  # drained by simulator/job_extra.py
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._result = StepResult(self.now)
@@ -1137,6 +1150,7 @@ class ClusterModel:
         self._result.jobs_changed = True
         if job.times > 0:
             job.times -= 1
+            self.job_restarts.append(JobRestart(job, node, chip, self.now, self.stamp()))
         else:
             self._end_job(job)  # budget exhausted: the job fails
 

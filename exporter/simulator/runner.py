@@ -24,6 +24,8 @@ from typing import Any
 
 from exporter.apiserver.store import ApiServerStatusError, Store
 from exporter.simulator.clusterd_extra import ClusterDExtraProducer
+from exporter.simulator.dpu import DpuProducer
+from exporter.simulator.job_extra import JobRecords
 from exporter.simulator.model import ClusterModel, FaultRates, FaultTransition, Script, StepResult
 from exporter.simulator.producers import (
     DEVICEPLUGIN_NAMESPACE,
@@ -143,6 +145,8 @@ class ClusterSimulator:
         self.clusterd = ClusterDProducer(model.seed, shard_limit)
         self.volcano = VolcanoProducer(model.seed)
         self.clusterd_extra = ClusterDExtraProducer(model.seed)  # public faults, separations, exceptions
+        self.job_records = JobRecords(model.seed)  # job-reschedule-reason, reset-config-<job>
+        self.dpus = DpuProducer(model)  # dpuinfo-<node>
         self._rng = random.Random(f"runner-{model.seed}")
         self._populated = False
         self._dp_pending: dict[int, None] = {}  # changed nodes waiting for a paced write
@@ -177,6 +181,8 @@ class ClusterSimulator:
         if self.noded:
             for node in model.nodes:
                 self._write_noded(node.index)
+        for obj in self.job_records.start(model) + self.dpus.start(model):
+            self._apply(obj)
         if self.clusterd_interval is not None:
             self.report_clusterd()
         if self.volcano_interval is not None:
@@ -210,6 +216,7 @@ class ClusterSimulator:
             self._expire_events()
         if not paced and self.dp_resync_interval is not None:
             self._heartbeats(self.model.now - self.dp_resync_interval, limit=None)
+        self._write_extra()
         return result
 
     def report_clusterd(self) -> None:
@@ -236,6 +243,7 @@ class ClusterSimulator:
             self.stats.volcano_skips += 1
             return
         self._apply(self.volcano.configmap(self.model))
+        self._apply(self.job_records.reschedule_configmap(self.model))  # same session close
         self.stats.volcano_writes += 1
 
     def flush(self, limit: int | None = None) -> int:
@@ -362,6 +370,15 @@ class ClusterSimulator:
             self._quiet[index] = outage.end
             self._dp_written.pop(index, None)
             self._dp_pending.pop(index, None)
+
+    def _write_extra(self) -> None:
+        """The producers of simulator/job_extra.py and simulator/dpu.py."""
+        writes, deletes = self.job_records.step(self.model)
+        for obj in writes + self.dpus.step(self.model):
+            self._apply(obj)
+        for namespace, name in deletes:
+            with contextlib.suppress(ApiServerStatusError):
+                self.store.delete("configmaps", namespace, name)
 
     def _write_dp(self, index: int, heartbeat: bool = False) -> None:
         model = self.model

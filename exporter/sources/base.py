@@ -134,8 +134,12 @@ class Source(Generic[R]):
     # The chip views in one object's records, for fault history (mindx_npu_chip_faults_total);
     # None for sources that say nothing about chip faults.
     chip_views: Callable[[Mapping[str, R]], Iterable[NodeChips]] | None = None
+    # False for a source that must be asked for (`--source.<name>.enabled=true`): one that needs
+    # read access the default deployment does not grant.
+    enabled_by_default: bool = True
 
     @property
     def namespace(self) -> str:
-        """The producer's namespace: the default of `--source.<name>.namespace`."""
+        """The producer's namespace: the default of `--source.<name>.namespace` (which also takes a
+        comma-separated list: one watch per namespace)."""
         return self.watch.namespace

@@ -10,6 +10,13 @@ ClusterD restart are never written again. The rules here:
 - a node missing from every shard is dropped only once every live shard has been written
   after it went missing — one full round of the report — so a reshuffle never flaps it;
 - a shard other than `-0` not written for `stale_after` seconds is stale and ignored.
+
+Freshness (`mindx_source_update_timestamp_seconds{source="clusterd"}`): ClusterD stamps a node in
+two maps, the node map (`UpdateTime` in ms, from NodeD's reports) and the device shards (seconds,
+from the device plugin's). A node's series is the newer of the two, so a node ClusterD reports
+in one map only (no NPU device info, or no NodeD) still has one, and a node is as fresh as
+ClusterD's latest word about it. Switch shards are not counted: their time is the switch
+manager's, 0 on nodes without one.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from exporter.handlers.base import DEFAULT_OPTIONS, HandlerOptions, ProblemKey, SourceHandler
 from exporter.kube.reflector import WatchTarget
+from exporter.metrics.exposition import render_samples
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.sources.base import Blocks, Source, render_table
@@ -28,7 +36,7 @@ from exporter.sources.clusterd import parser as clusterd
 from exporter.sources.clusterd.parser import Kind
 from exporter.sources.common import Problems, object_name
 from exporter.sources.nodestatus import NODE_STATUS_METRICS
-from exporter.sources.nodeview import NODE_VIEW_METRICS, SWITCH_METRICS
+from exporter.sources.nodeview import NODE_VIEW_METRICS, SOURCE_UPDATE_TIMESTAMP, SWITCH_METRICS
 from exporter.sources.records import NodeStatusRecord
 from exporter.sources.shards import newest
 from exporter.sources.shards import resource_version as _resource_version
@@ -191,15 +199,22 @@ class NodeKey(NamedTuple):
     """Store key of one of ClusterD's per-node views."""
 
     source: str
-    view: str  # NODE | DEVICE | SWITCH | USABLE
+    view: str  # NODE | DEVICE | SWITCH | USABLE | TIME
     node: str
 
 
-_NODE, _DEVICE, _SWITCH, _USABLE = "node", "device", "switch", "usable"
+_NODE, _DEVICE, _SWITCH, _USABLE, _TIME = "node", "device", "switch", "usable", "time"
+
+# The device view without its update time: the node's time is the newer of two maps (`_TIME`).
+_DEVICE_METRICS = tuple(m for m in NODE_VIEW_METRICS if m.family is not SOURCE_UPDATE_TIMESTAMP)
 
 
 def _device_blocks(entry: clusterd.ClusterDeviceEntry) -> Blocks:
-    return render_table(NODE_VIEW_METRICS, SOURCE, entry.view)
+    return render_table(_DEVICE_METRICS, SOURCE, entry.view)
+
+
+def _time_blocks(node: str, seconds: float) -> Blocks:
+    return {SOURCE_UPDATE_TIMESTAMP: render_samples(SOURCE_UPDATE_TIMESTAMP, [((SOURCE, node), seconds)])}
 
 
 def _switch_blocks(entry: clusterd.ClusterSwitchEntry) -> Blocks:
@@ -207,7 +222,7 @@ def _switch_blocks(entry: clusterd.ClusterSwitchEntry) -> Blocks:
 
 
 def _node_blocks(record: NodeStatusRecord) -> Blocks:
-    # The node map's UpdateTime is not rendered: the device shards carry the producer's time.
+    # The node map's UpdateTime is rendered with the device shards' (`_TIME`), not here.
     return render_table(NODE_STATUS_METRICS, SOURCE, record)
 
 
@@ -239,6 +254,7 @@ class ClusterdHandler(SourceHandler):
         )
         self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
         self._listed = False
+        self._node_time: dict[str, float] = {}  # node → UpdateTime (s), from cluster-info-node-cm
         self._objects: set[tuple[str, str]] = set()
         # Unchanged entries are not parsed again when ClusterD rewrites (or reshuffles) its shards.
         self._device_memo: clusterd.DeviceEntryMemo = {}
@@ -253,6 +269,7 @@ class ClusterdHandler(SourceHandler):
         switch_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterSwitchEntry]]] = []
         self._objects = set()
         self._node_status = {}
+        self._node_time = {}
         for obj in objects:
             namespace, name = object_name(obj)
             which = clusterd.classify(name)
@@ -266,6 +283,8 @@ class ClusterdHandler(SourceHandler):
                     if self.options.shard.owns_node(node):
                         items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
                     self._node_status[node] = record.status
+                    if record.update_time is not None:
+                        self._node_time[node] = record.update_time
                 problems = node_result.problems
             elif which.kind is Kind.DEVICE:
                 device_result = clusterd.parse_device_shard(obj, self._device_memo, self.options.limits)
@@ -293,6 +312,10 @@ class ClusterdHandler(SourceHandler):
             usable = self._usable(node)
             if usable is not None:
                 items[NodeKey(SOURCE, _USABLE, node)] = usable
+        for node in self.devices.winners.keys() | self._node_time.keys():
+            seconds = self._update_time(node)
+            if seconds is not None:
+                items[NodeKey(SOURCE, _TIME, node)] = _time_blocks(node, seconds)
         self.replace_problems(problem_items)
         self.store.replace_group(self.group, items)
         self.metrics.set_objects(self.target, len(self._objects))
@@ -357,6 +380,13 @@ class ClusterdHandler(SourceHandler):
         self._node_status = {node: record.status for node, record in records.items()}
         changed = {n for n in previous.keys() | records.keys() if previous.get(n) != self._node_status.get(n)}
         self._refresh_usable(changed)
+        previous_time = self._node_time
+        self._node_time = {n: r.update_time for n, r in records.items() if r.update_time is not None}
+        self._refresh_time(
+            n
+            for n in previous_time.keys() | self._node_time.keys()
+            if previous_time.get(n) != self._node_time.get(n)
+        )
 
     def _node_oid(self, node: str) -> tuple[str, str]:
         """Listeners see ClusterD per node (its merged view), not per shard."""
@@ -372,6 +402,8 @@ class ClusterdHandler(SourceHandler):
                 entry = self.devices.winners.get(node)
                 self.notify(self._node_oid(node), {f"device/{node}": entry} if entry is not None else {})
         self._refresh_usable(changes.keys())
+        if kind == _DEVICE:
+            self._refresh_time(changes.keys())
 
     def _usable(self, node: str) -> Blocks | None:
         """The vendor's procedure over ClusterD's three views (see exporter.sources.usable)."""
@@ -391,3 +423,19 @@ class ClusterdHandler(SourceHandler):
                 self.store.delete(self.group, NodeKey(SOURCE, _USABLE, node))
             else:
                 self.store.set(self.group, NodeKey(SOURCE, _USABLE, node), blocks)
+
+    def _update_time(self, node: str) -> float | None:
+        """The newer of the node map's and the device shards' time for `node` (see the module doc)."""
+        if not self.options.shard.owns_node(node):
+            return None
+        device = self.devices.winners.get(node)
+        times = [t for t in (self._node_time.get(node), device.view.update_time if device else None) if t]
+        return max(times) if times else None
+
+    def _refresh_time(self, nodes: Iterable[str]) -> None:
+        for node in nodes:
+            seconds = self._update_time(node)
+            if seconds is None:
+                self.store.delete(self.group, NodeKey(SOURCE, _TIME, node))
+            else:
+                self.store.set(self.group, NodeKey(SOURCE, _TIME, node), _time_blocks(node, seconds))
