@@ -56,7 +56,7 @@ from exporter.app import SourceSelection
 from exporter.registry import ALL_FAMILIES, SOURCES
 from exporter.simulator import ClusterSimulator, FaultRates, Node, deviceplugin_configmap
 from exporter.simulator.clusterd_extra import ClusterDExtraProducer, ExtraRates
-from exporter.simulator.model import _JOB_NAMESPACES as JOB_NAMESPACES
+from exporter.simulator.job_extra import JOB_NAMESPACES
 from exporter.simulator.model import NOT_HANDLE, ChipFault, FaultCodeState
 from exporter.simulator.producers import deviceplugin_name
 from exporter.sources.nodeview import NPU_CHIP_FAULT_CODE
@@ -99,7 +99,7 @@ def source_selection(names: tuple[str, ...]) -> SourceSelection:
         namespaces={
             source.name: ",".join(JOB_NAMESPACES)
             for source in SOURCES
-            if source.name in names and not getattr(source, "enabled_by_default", True)
+            if source.name in names and not source.enabled_by_default
         },
     )
 
