@@ -1,9 +1,10 @@
-"""Scale benchmark: the exporter against simulated A3 clusters of 1,000 to 10,000 nodes.
+"""Scale benchmark: the exporter against simulated A3 clusters of 1,000 to 20,000 nodes.
 
 Per cluster size, the benchmark process runs the project's in-memory Kubernetes API server and the
-cluster simulator (all sources: device plugin, its Events, NodeD, ClusterD, Volcano), and the
-exporter runs as a separate process (``python3 -m exporter``) watching it over real HTTP, so its
-RSS and CPU time are its own. Phases, in order:
+cluster simulator (every producer of exporter/registry.py's sources, ClusterD's extra ConfigMaps at
+realistic sizes), and the exporter runs as a separate process (``python3 -m exporter``, every
+source on; job recovery, off by default, for the simulated jobs' namespaces) watching it over real
+HTTP, so its RSS and CPU time are its own. Phases, in order:
 
 1. populate the API, start the exporter, time process start → /readyz 200;
 2. quiet: /metrics latency under 4 concurrent scrapers, plain and gzip;
@@ -11,14 +12,18 @@ RSS and CPU time are its own. Phases, in order:
    ClusterD report every ``--clusterd-interval`` s): the same scrapes; then a window without
    scrapes for the exporter's CPU per 1,000 watch events; then update → visible probes;
 4. the exporter's peak RSS (VmHWM); the exporter stops;
-5. two references serving the exporter's own body, each as its own process and scraped the same
+5. with ``--shards M``: M shards and an unsharded control process against the same objects (their
+   data series must be exactly the control's), then each shard alone: ready, quiet and loaded
+   scrapes, ingest CPU, peak RSS, each divided by the single process's;
+6. two references serving the exporter's own body, each as its own process and scraped the same
    way (benchmarks/_reference_server.py): the *limit* (the bytes from memory, bare aiohttp) and
    the *obvious design* (a prometheus_client collector building every family at each scrape).
 
-Targets are checked at the largest size (10,000 nodes by default). Timings are a report, never a
-test. Run from the repository root::
+Targets are checked at 10,000 and 20,000 nodes and at the largest size. Timings are a report,
+never a test. Run from the repository root::
 
-    python3 -m benchmarks.scale                   # 1,000, 5,000, 10,000 nodes (about 5 minutes)
+    python3 -m benchmarks.scale                   # 1,000, 5,000, 10,000, 20,000 nodes (about 11 minutes)
+    python3 -m benchmarks.scale --shards 4        # and four shards at each size (about 15 minutes)
     python3 -m benchmarks.scale --quick           # 500, 1,000, 2,000 nodes, fewer samples (~1 minute)
     python3 -m benchmarks.scale --nodes 10000 --json results.json
 
