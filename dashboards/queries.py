@@ -208,8 +208,8 @@ _EXCEPTION_BY = "cluster, namespace, job, job_type, status, reason"
 JOBS_NOT_SCHEDULED = f"count(max by (cluster, namespace, job) ({_EXCEPTIONS})) or vector(0)"
 SCHEDULING_EXCEPTIONS = f"max by ({_EXCEPTION_BY}) ({_EXCEPTIONS})"
 # Seconds of the last hour each job spent in its current exception (jobs that still have it), in
-# 15 s steps: the series carries no start time, and Prometheus ends it with a staleness marker.
-EXCEPTION_STEP = 15
+# 5 s steps: the series carries no start time, and Prometheus ends it with a staleness marker.
+EXCEPTION_STEP = 5
 SCHEDULING_EXCEPTION_SECONDS = (
     f"count_over_time(({SCHEDULING_EXCEPTIONS})[1h:{EXCEPTION_STEP}s]) * {EXCEPTION_STEP} "
     f"and on ({_EXCEPTION_BY}) {SCHEDULING_EXCEPTIONS}"
