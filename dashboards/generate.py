@@ -801,13 +801,13 @@ def _fault_table(
     age: str,
     order: Sequence[str],
     times: tuple[str, str] = ("Raised", "Age"),
-    level_column: str | None = "fault_level",
+    level_colors: dict[str, str] | None = style.CODE_LEVEL_COLORS,
 ) -> table.Panel:
     """A table of active codes: one row per code, when it was raised (ms) and how long ago; a
     `node` column links to the node detail dashboard."""
     columns = [*_age_columns(*times)]
-    if level_column:
-        columns.append(_text_colors_column(level_column, style.CODE_LEVEL_COLORS))
+    if level_colors:
+        columns.append(_text_colors_column("fault_level", level_colors))
     if "node" in order:
         columns.append(_column("node", _prop("links", [{"title": "Node detail", "url": NODE_LINK}])))
     return _with_columns(
@@ -914,7 +914,7 @@ def _overview_clusterd_reports_and_dpus(board: dash.Dashboard) -> dash.Dashboard
                 q.MANUAL_SEPARATIONS_AGE,
                 ("cluster", "node", "npu", "id", "fault_code"),
                 times=("Last threshold hit", "Since"),
-                level_column=None,
+                level_colors=None,
             )
         )
         .with_panel(
@@ -927,6 +927,7 @@ def _overview_clusterd_reports_and_dpus(board: dash.Dashboard) -> dash.Dashboard
                 q.DPU_FAULTS_RAISED,
                 q.DPU_FAULTS_AGE,
                 ("cluster", "node", "hca", "fault_code", "fault_level"),
+                level_colors=style.DPU_LEVEL_COLORS,
             )
         )
     )
@@ -972,7 +973,7 @@ def _node_clusterd_reports_and_dpus(board: dash.Dashboard) -> dash.Dashboard:
                 q.NODE_MANUAL_SEPARATIONS_AGE,
                 ("npu", "id", "fault_code"),
                 times=("Last threshold hit", "Since"),
-                level_column=None,
+                level_colors=None,
             ).no_value("no chip separated by ClusterD")
         )
         .with_panel(
@@ -985,6 +986,7 @@ def _node_clusterd_reports_and_dpus(board: dash.Dashboard) -> dash.Dashboard:
                 q.NODE_DPU_FAULTS_RAISED,
                 q.NODE_DPU_FAULTS_AGE,
                 ("hca", "fault_code", "fault_level"),
+                level_colors=style.DPU_LEVEL_COLORS,
             ).no_value("no DPU fault")
         )
     )

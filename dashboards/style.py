@@ -56,7 +56,11 @@ CODE_LEVEL_COLORS: dict[str, str] = {
     "SeparateFault": "red",
     "PreSeparate": "orange",
     "Separate": "red",
-    "SeparateDPU": "red",  # the RDMA device plugin's DPU/NIC levels (SubHealthFault above)
+}
+# The RDMA device plugin's DPU/NIC fault levels (mindx_dpu_fault_code).
+DPU_LEVEL_COLORS: dict[str, str] = {
+    "SubHealthFault": CODE_LEVEL_COLORS["SubHealthFault"],
+    "SeparateDPU": "red",
 }
 
 
