@@ -1165,13 +1165,13 @@ def jobs() -> dash.Dashboard:
             _stat(
                 "Jobs recovering",
                 "Jobs whose recovery file lists faulty ranks now: a process-level recovery is running. "
-                "Needs the job-recovery source (off by default).",
+                "No data without recovery files: the job-recovery source is off by default.",
                 5,
                 4,
                 now(q.JOBS_RECOVERING),
             )
             .thresholds(style.thresholds("green", (1, "yellow")))
-            .no_value("not watched")
+            .no_value("no recovery file")
         )
         .with_row(dash.Row("Scheduling exceptions"))
         .with_panel(not_running)

@@ -251,7 +251,8 @@ JOB_FAULT_RANKS = f"sum by ({_RECOVERY_BY}) ({_FAULT_RANKS})"
 JOB_RECOVERY_RETRIES = (
     f"max by ({_RECOVERY_BY}) ({selector('mindx_job_recovery_retries', CLUSTER, NAMESPACE)})"
 )
-JOBS_RECOVERING = f"count(({JOB_FAULT_RANKS}) > 0) or vector(0)"
+# No data (rather than 0) when there is no recovery file: the source is off by default.
+JOBS_RECOVERING = f"count(({JOB_FAULT_RANKS}) > 0) or count({JOB_FAULT_RANKS}) * 0"
 RECOVERY_RANKS_BY_STATUS = f"sum by (status) ({_RANKS})"
 
 # --- the exporter itself ---------------------------------------------------------------------------------
