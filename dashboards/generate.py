@@ -266,7 +266,7 @@ def cluster_variable() -> dash.QueryVariable:
 
 def source_variable() -> dash.QueryVariable:
     return query_variable("source", "Source", q.VAR_SOURCE, multi=True).description(
-        "Producers whose view is shown (device-plugin, noded, clusterd, volcano)."
+        "Producers whose view is shown (device-plugin, noded, clusterd, volcano, rdma-device-plugin)."
     )
 
 
@@ -296,6 +296,7 @@ def _dashboard(uid: str, title: str, description: str) -> dash.Dashboard:
 
 
 NODE_DETAIL_UID = "mindx-node-detail"
+JOBS_UID = "mindx-jobs"
 NODE_LINK = (
     f"/d/{NODE_DETAIL_UID}/mindx-dl-node-detail?${{__url_time_range}}&${{datasource:queryparam}}"
     "&${cluster:queryparam}&var-node=${__data.fields.node}"
@@ -355,7 +356,7 @@ def cluster_overview() -> dash.Dashboard:
         _column("node", _prop("links", [{"title": "Node detail", "url": NODE_LINK}])),
     )
 
-    return (
+    return _overview_clusterd_reports_and_dpus(  # ClusterD's reports and DPUs: a row at the end
         _dashboard(
             "mindx-cluster-overview",
             "MindX DL / Cluster overview",
@@ -629,7 +630,7 @@ def node_detail() -> dash.Dashboard:
         ),
         _text_colors_column("fault_level", style.CODE_LEVEL_COLORS),
     )
-    return (
+    return _node_clusterd_reports_and_dpus(  # ClusterD's reports and DPUs: a row at the end
         _dashboard(
             NODE_DETAIL_UID,
             "MindX DL / Node detail",
@@ -777,6 +778,471 @@ def node_detail() -> dash.Dashboard:
         .with_row(dash.Row("Node devices and switch"))
         .with_panel(device_faults)
         .with_panel(switch_codes)
+    )
+
+
+# --- cluster overview and node detail: ClusterD's reports and DPUs ---------------------------------------
+# Public faults (statistic-fault-info), ClusterD's fault-frequency separations
+# (clusterd-manual-info-cm) and the RDMA device plugin's DPUs/NICs (dpuinfo-<node>): a row of their
+# own at the end of each dashboard.
+
+PUBLIC_FAULTS_DESCRIPTION = (
+    "faults other systems (CCAE, pingmesh, storage, network managers) sent to ClusterD's public-fault "
+    "interface: chip id (empty when the fault names no chip), reporter, type, code, level, when raised"
+)
+
+
+def _fault_table(
+    title: str,
+    description: str,
+    w: int,
+    h: int,
+    raised: str,
+    age: str,
+    order: Sequence[str],
+    times: tuple[str, str] = ("Raised", "Age"),
+    level_colors: dict[str, str] | None = style.CODE_LEVEL_COLORS,
+) -> table.Panel:
+    """A table of active codes: one row per code, when it was raised (ms) and how long ago; a
+    `node` column links to the node detail dashboard."""
+    columns = [*_age_columns(*times)]
+    if level_colors:
+        columns.append(_text_colors_column("fault_level", level_colors))
+    if "node" in order:
+        columns.append(_column("node", _prop("links", [{"title": "Node detail", "url": NODE_LINK}])))
+    return _with_columns(
+        _table(title, description, w, h, rows(raised), rows(age))
+        .with_transformation(MERGE)
+        .with_transformation(_organize({"Value #A": times[0], "Value #B": times[1]}, order))
+        .sort_by(_sort(times[0], desc=True)),
+        *columns,
+    )
+
+
+def _overview_clusterd_reports_and_dpus(board: dash.Dashboard) -> dash.Dashboard:
+    by_level = (
+        _stat(
+            "Public faults by level",
+            "Public faults active now per level (several senders of one code on a chip count once).",
+            8,
+            4,
+            now(q.PUBLIC_FAULTS_BY_LEVEL, "{{fault_level}}"),
+        )
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.VALUE)
+        .decimals(0)
+        .no_value("none")
+    )
+    for name, color in style.CODE_LEVEL_COLORS.items():
+        by_level = by_level.override_by_name(name, [style.override_color(color)])
+    detail_mappings: list[model.ValueMapping] = [
+        model.ValueMap(
+            options={
+                "0": model.ValueMappingResult(text="complete", color="green", index=0),
+                "1": model.ValueMappingResult(text="withheld: over 4,500 faults", color="red", index=1),
+            }
+        )
+    ]
+    return (
+        board.with_row(dash.Row("Public faults, separations and DPUs"))
+        .with_panel(
+            _stat(
+                "Public faults",
+                "Public faults ClusterD holds now (its own count, publicFaultNum): it holds while the "
+                "per-fault detail is withheld.",
+                4,
+                4,
+                now(q.PUBLIC_FAULT_COUNT),
+            )
+            .thresholds(style.thresholds("green", (1, "orange")))
+            .no_value("not reported")
+        )
+        .with_panel(by_level)
+        .with_panel(
+            _stat(
+                "Public-fault detail",
+                "Over 4,500 public faults ClusterD stops writing their detail; the exporter then withholds "
+                "the per-fault series (a stale snapshot) and the tables below are empty.",
+                4,
+                4,
+                now(q.PUBLIC_FAULTS_TRUNCATED),
+            )
+            .mappings(detail_mappings)
+            .thresholds(style.thresholds("green", (1, "red")))
+            .no_value("not reported")
+        )
+        .with_panel(
+            _stat(
+                "Chips separated by ClusterD",
+                "Chips ClusterD isolated (ManuallySeparateNPU) because a fault code hit its "
+                "fault-frequency threshold.",
+                4,
+                4,
+                now(q.MANUALLY_SEPARATED_CHIPS),
+            ).thresholds(style.thresholds("green", (1, "red")))
+        )
+        .with_panel(
+            _stat(
+                "Faulty DPUs",
+                "DPUs/NICs the RDMA device plugin reports faulty, over all nodes.",
+                4,
+                4,
+                now(q.FAULTY_DPUS),
+            ).thresholds(style.thresholds("green", (1, "red")))
+        )
+        .with_panel(
+            _fault_table(
+                "Active public faults",
+                f"Every active public fault: node, {PUBLIC_FAULTS_DESCRIPTION} and how long ago. The node "
+                "name links to the node detail dashboard.",
+                24,
+                8,
+                q.PUBLIC_FAULTS_RAISED,
+                q.PUBLIC_FAULTS_AGE,
+                ("cluster", "node", "id", "resource", "fault_type", "fault_code", "fault_level"),
+            )
+        )
+        .with_panel(
+            _fault_table(
+                "Fault-frequency separations",
+                "Chips ClusterD separated after repeated faults: node, chip, code, the last time the code "
+                "hit its threshold and how long ago. The chip stays out until fault_free_hours after it "
+                "or until an operator releases it.",
+                12,
+                8,
+                q.MANUAL_SEPARATIONS_LAST_HIT,
+                q.MANUAL_SEPARATIONS_AGE,
+                ("cluster", "node", "npu", "id", "fault_code"),
+                times=("Last threshold hit", "Since"),
+                level_colors=None,
+            )
+        )
+        .with_panel(
+            _fault_table(
+                "DPU faults",
+                "Active DPU/NIC faults the RDMA device plugin reports: node, HCA (empty for a node-level "
+                "fault such as a card drop), code, level, when raised.",
+                12,
+                8,
+                q.DPU_FAULTS_RAISED,
+                q.DPU_FAULTS_AGE,
+                ("cluster", "node", "hca", "fault_code", "fault_level"),
+                level_colors=style.DPU_LEVEL_COLORS,
+            )
+        )
+    )
+
+
+def _node_clusterd_reports_and_dpus(board: dash.Dashboard) -> dash.Dashboard:
+    return (
+        board.with_row(dash.Row("Public faults, separations and DPUs"))
+        .with_panel(
+            _with_status_colors(
+                _stat(
+                    "DPUs",
+                    "The node's DPUs/NICs per state (healthy, faulty), from the RDMA device plugin.",
+                    6,
+                    8,
+                    now(q.NODE_DPUS, "{{source}}: {{status}}"),
+                )
+                .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+                .color_mode(common.BigValueColorMode.VALUE)
+                .decimals(0),
+                style.DPU_COLORS,
+            ).no_value("no DPU reported")
+        )
+        .with_panel(
+            _fault_table(
+                "Public faults on this node",
+                f"Public faults on this node: {PUBLIC_FAULTS_DESCRIPTION} and how long ago.",
+                18,
+                8,
+                q.NODE_PUBLIC_FAULTS_RAISED,
+                q.NODE_PUBLIC_FAULTS_AGE,
+                ("id", "resource", "fault_type", "fault_code", "fault_level"),
+            ).no_value("no public fault")
+        )
+        .with_panel(
+            _fault_table(
+                "Fault-frequency separations on this node",
+                "Chips of this node ClusterD separated after repeated faults: chip, code, last threshold "
+                "hit and how long ago.",
+                12,
+                8,
+                q.NODE_MANUAL_SEPARATIONS_LAST_HIT,
+                q.NODE_MANUAL_SEPARATIONS_AGE,
+                ("npu", "id", "fault_code"),
+                times=("Last threshold hit", "Since"),
+                level_colors=None,
+            ).no_value("no chip separated by ClusterD")
+        )
+        .with_panel(
+            _fault_table(
+                "DPU faults on this node",
+                "Active faults of this node's DPUs/NICs: HCA (empty for a node-level fault), code, level, "
+                "when raised.",
+                12,
+                8,
+                q.NODE_DPU_FAULTS_RAISED,
+                q.NODE_DPU_FAULTS_AGE,
+                ("hca", "fault_code", "fault_level"),
+                level_colors=style.DPU_LEVEL_COLORS,
+            ).no_value("no DPU fault")
+        )
+    )
+
+
+# --- jobs --------------------------------------------------------------------------------------------------
+
+
+def namespace_variable() -> dash.QueryVariable:
+    return query_variable("namespace", "Namespace", q.VAR_JOB_NAMESPACE, multi=True).description(
+        "The jobs' namespaces."
+    )
+
+
+def jobs() -> dash.Dashboard:
+    retries_column = _column(
+        "Retries left",
+        _prop("thresholds", style.thresholds("red", (1, "orange"), (2, "green")).build().to_json()),
+        _prop("color", {"mode": "thresholds"}),
+        COLOR_BACKGROUND,
+    )
+    last_hour_column = _column(
+        "Last hour",
+        _prop("thresholds", style.thresholds("green", (1, "yellow"), (3, "red")).build().to_json()),
+        _prop("color", {"mode": "thresholds"}),
+        COLOR_TEXT,
+    )
+    retry_budget = _with_columns(
+        _table(
+            "Retry budget and reschedules",
+            "Per job (PodGroup): restarts left before Volcano fails it for good (0 also for a job "
+            "without a fault-retry-times label), Volcano's count of reschedules, those of the last hour "
+            "(3 or more: MindXJobRescheduledRepeatedly) and when the newest was.",
+            14,
+            9,
+            rows(q.JOB_RETRIES_LEFT),
+            rows(q.JOB_RESCHEDULES),
+            rows(q.JOB_RESCHEDULES_LAST_HOUR),
+            rows(q.JOB_LAST_RESCHEDULE_MS),
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                {
+                    "Value #A": "Retries left",
+                    "Value #B": "Reschedules",
+                    "Value #C": "Last hour",
+                    "Value #D": "Last reschedule",
+                },
+                ("cluster", "namespace", "podgroup", "Value #A", "Value #B", "Value #C", "Value #D"),
+            )
+        )
+        .sort_by(_sort("Last reschedule", desc=True)),
+        retries_column,
+        last_hour_column,
+        _column("Last reschedule", _prop("unit", "dateTimeAsIso")),
+    )
+    reasons = _with_columns(
+        _table(
+            "Last reschedule: reasons and nodes",
+            "Why each job was last rescheduled and where: one row per reason and node of the faulty "
+            "tasks of Volcano's newest record (a software fault has none). The node links to the node "
+            "detail dashboard.",
+            10,
+            9,
+            rows(q.LAST_RESCHEDULE_REASONS),
+        )
+        .with_transformation(
+            _organize(
+                {"Value": "When", "Value #A": "When"}, ("cluster", "namespace", "podgroup", "reason", "node")
+            )
+        )
+        .sort_by(_sort("When", desc=True)),
+        _column("When", _prop("unit", "dateTimeAsIso")),
+        _column("node", _prop("links", [{"title": "Node detail", "url": NODE_LINK}])),
+    )
+    not_running = _with_columns(
+        _table(
+            "Jobs in a scheduling exception",
+            "Jobs ClusterD reports in a scheduling exception: job type, PodGroup or job status, reason, "
+            "and how much of the last hour it spent so (10 minutes: MindXJobSchedulingException). "
+            "ClusterD's message is in cluster-system/scheduling-exception-report.",
+            12,
+            8,
+            rows(q.SCHEDULING_EXCEPTIONS),
+            rows(q.SCHEDULING_EXCEPTION_SECONDS),
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                {"Value #B": "Of the last hour"},
+                ("cluster", "namespace", "job", "job_type", "status", "reason"),
+                hide=("Value #A",),
+            )
+        )
+        .sort_by(_sort("Of the last hour", desc=True)),
+        _column(
+            "Of the last hour",
+            _prop("unit", "dtdurations"),
+            _prop("thresholds", style.thresholds("yellow", (600, "red")).build().to_json()),
+            _prop("color", {"mode": "thresholds"}),
+            COLOR_TEXT,
+        ),
+    )
+    recovery = _with_columns(
+        _table(
+            "Job recovery",
+            "Per job with a reset-config-<job> file: ranks ClusterD is recovering now (status fault) and "
+            "the file's RetryTime (Volcano's partial reschedules, or ClusterD's restart-all count).",
+            12,
+            8,
+            rows(q.JOB_FAULT_RANKS),
+            rows(q.JOB_RECOVERY_RETRIES),
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize({"Value #A": "Faulty ranks", "Value #B": "Retries"}, ("cluster", "namespace", "job"))
+        )
+        .sort_by(_sort("Faulty ranks", desc=True)),
+        _column(
+            "Faulty ranks",
+            _prop("thresholds", style.thresholds("green", (1, "orange")).build().to_json()),
+            _prop("color", {"mode": "thresholds"}),
+            COLOR_TEXT,
+        ),
+    )
+    return (
+        _dashboard(
+            JOBS_UID,
+            "MindX DL / Jobs",
+            "Training jobs: retry budgets, reschedules with their reasons and nodes, recovery in progress, "
+            "jobs that do not get scheduled.",
+        )
+        .with_variable(datasource_variable())
+        .with_variable(cluster_variable())
+        .with_variable(namespace_variable())
+        .with_row(dash.Row("Now"))
+        .with_panel(
+            _stat(
+                "Jobs not running",
+                "Jobs ClusterD reports in a scheduling exception now (pending, not enqueued, not "
+                "initialised).",
+                5,
+                4,
+                now(q.JOBS_NOT_SCHEDULED),
+            ).thresholds(style.thresholds("green", (1, "orange")))
+        )
+        .with_panel(
+            _stat(
+                "Jobs rescheduled in the last hour",
+                "Jobs whose newest reschedule record is less than an hour old.",
+                5,
+                4,
+                now(q.JOBS_RESCHEDULED_LAST_HOUR),
+            ).thresholds(style.thresholds("green", (1, "yellow")))
+        )
+        .with_panel(
+            _stat(
+                "Reschedules in the last hour",
+                "Reschedules of all jobs within the last hour (Volcano's count now minus an hour ago).",
+                5,
+                4,
+                now(q.RESCHEDULES_LAST_HOUR),
+            ).thresholds(style.thresholds("green", (1, "yellow"), (3, "orange")))
+        )
+        .with_panel(
+            _stat(
+                "Jobs with one retry left",
+                "Jobs that fail for good at their next fault (MindXJobRetriesLow).",
+                4,
+                4,
+                now(q.JOBS_ONE_RETRY_LEFT),
+            ).thresholds(style.thresholds("green", (1, "orange")))
+        )
+        .with_panel(
+            _stat(
+                "Jobs recovering",
+                "Jobs whose recovery file lists faulty ranks now: a process-level recovery is running. "
+                "No data without recovery files: the job-recovery source is off by default.",
+                5,
+                4,
+                now(q.JOBS_RECOVERING),
+            )
+            .thresholds(style.thresholds("green", (1, "yellow")))
+            .no_value("no recovery file")
+        )
+        .with_row(dash.Row("Scheduling exceptions"))
+        .with_panel(not_running)
+        .with_panel(
+            _bars(
+                "Not running, by reason",
+                "Jobs in a scheduling exception now per reason (JobEnqueueFailed, PodPending, "
+                "NotEnoughResources, JobNoInitialized, ...).",
+                4,
+                8,
+                now(q.SCHEDULING_EXCEPTIONS_BY_REASON, "{{reason}}"),
+            ).decimals(0)
+        )
+        .with_panel(
+            _stacked(
+                _timeseries(
+                    "Jobs not running over time",
+                    "Jobs in a scheduling exception, stacked by reason.",
+                    8,
+                    8,
+                    over_time(q.SCHEDULING_EXCEPTIONS_BY_REASON, "{{reason}}"),
+                )
+            ).decimals(0)
+        )
+        .with_row(dash.Row("Retries and reschedules"))
+        .with_panel(retry_budget)
+        .with_panel(reasons)
+        .with_panel(
+            _bars(
+                "Reschedule reasons",
+                "Jobs whose newest reschedule names each reason (a job with several counts once per reason).",
+                6,
+                8,
+                now(q.RESCHEDULE_REASONS, "{{reason}}"),
+            ).decimals(0)
+        )
+        .with_panel(
+            _bars(
+                "Nodes in the latest reschedules",
+                "The nodes named most often in the jobs' newest reschedule records: hardware that keeps "
+                "taking jobs down.",
+                6,
+                8,
+                now(q.RESCHEDULE_NODES, "{{node}}"),
+            ).decimals(0)
+        )
+        .with_panel(
+            _timeseries(
+                "Reschedules in the last hour over time",
+                "Reschedules of all jobs within the trailing hour, at each point in time.",
+                12,
+                8,
+                over_time(q.RESCHEDULES_LAST_HOUR, "reschedules"),
+            )
+            .decimals(0)
+            .min(0)
+        )
+        .with_row(dash.Row("Recovery"))
+        .with_panel(recovery)
+        .with_panel(
+            _stacked(
+                _timeseries(
+                    "Ranks by recovery status",
+                    "Ranks in the jobs' recovery files per status: fault (ClusterD recovering them), and "
+                    "unrecovered, recovered, failed from device-plugin builds before 2026-05-28.",
+                    12,
+                    8,
+                    over_time(q.RECOVERY_RANKS_BY_STATUS, "{{status}}"),
+                )
+            ).decimals(0)
+        )
     )
 
 
@@ -1151,6 +1617,7 @@ DASHBOARDS: dict[str, Callable[[], dash.Dashboard]] = {
     "mindx-node-detail.json": node_detail,
     "mindx-exporter-health.json": exporter_health,
     "mindx-fault-history.json": fault_history,
+    "mindx-jobs.json": jobs,
 }
 
 

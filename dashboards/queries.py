@@ -153,6 +153,108 @@ NODE_DEVICE_FAULTS = (
 )
 NODE_FAULT_EVENTS_PER_HOUR = fault_events_per_hour(NODE)
 
+# --- ClusterD's reports and DPUs (overview and node detail) ---------------------------------------------
+# Public faults (statistic-fault-info), fault-frequency separations (clusterd-manual-info-cm) and
+# the RDMA device plugin's DPUs/NICs (dpuinfo-<node>). Several senders of one code on a chip are one
+# row (max over `source`, as the alerts do).
+
+_PUBLIC = selector("mindx_public_fault", CLUSTER, SOURCE)
+_PUBLIC_BY = "cluster, node, id, resource, fault_type, fault_code, fault_level"
+PUBLIC_FAULTS_RAISED = _raised_ms(_PUBLIC, _PUBLIC_BY)
+PUBLIC_FAULTS_AGE = _age(_PUBLIC, _PUBLIC_BY)
+PUBLIC_FAULTS_BY_LEVEL = f"count by (fault_level) (max by ({_PUBLIC_BY}) ({_PUBLIC}))"
+# ClusterD's own count: it holds while the per-fault detail is withheld (over 4,500 faults).
+PUBLIC_FAULT_COUNT = f"sum(max by (cluster) ({selector('mindx_public_faults', CLUSTER, SOURCE)}))"
+PUBLIC_FAULTS_TRUNCATED = f"max({selector('mindx_public_faults_truncated', CLUSTER, SOURCE)})"
+
+_MANUAL = selector("mindx_npu_chip_manual_separation", CLUSTER, SOURCE)
+_MANUAL_BY = "cluster, node, npu, id, fault_code"
+MANUAL_SEPARATIONS_LAST_HIT = _raised_ms(_MANUAL, _MANUAL_BY)
+MANUAL_SEPARATIONS_AGE = _age(_MANUAL, _MANUAL_BY)
+MANUALLY_SEPARATED_CHIPS = f"count(count by (cluster, node, npu) ({_MANUAL})) or vector(0)"
+
+_DPU_CODES = selector("mindx_dpu_fault_code", CLUSTER, SOURCE)
+_DPU_CODE_BY = "cluster, node, hca, fault_code, fault_level"
+DPU_FAULTS_RAISED = _raised_ms(_DPU_CODES, _DPU_CODE_BY)
+DPU_FAULTS_AGE = _age(_DPU_CODES, _DPU_CODE_BY)
+_FAULTY_DPUS = selector("mindx_node_dpus", CLUSTER, SOURCE, 'status="faulty"')
+FAULTY_DPUS = f"sum({_FAULTY_DPUS}) or vector(0)"
+
+# One node.
+_NODE_PUBLIC = selector("mindx_public_fault", CLUSTER, SOURCE, NODE)
+_NODE_PUBLIC_BY = "id, resource, fault_type, fault_code, fault_level"
+NODE_PUBLIC_FAULTS_RAISED = _raised_ms(_NODE_PUBLIC, _NODE_PUBLIC_BY)
+NODE_PUBLIC_FAULTS_AGE = _age(_NODE_PUBLIC, _NODE_PUBLIC_BY)
+_NODE_MANUAL = selector("mindx_npu_chip_manual_separation", CLUSTER, SOURCE, NODE)
+_NODE_MANUAL_BY = "npu, id, fault_code"
+NODE_MANUAL_SEPARATIONS_LAST_HIT = _raised_ms(_NODE_MANUAL, _NODE_MANUAL_BY)
+NODE_MANUAL_SEPARATIONS_AGE = _age(_NODE_MANUAL, _NODE_MANUAL_BY)
+NODE_DPUS = f"max by (source, status) ({selector('mindx_node_dpus', CLUSTER, SOURCE, NODE)})"
+_NODE_DPU_CODES = selector("mindx_dpu_fault_code", CLUSTER, SOURCE, NODE)
+_NODE_DPU_CODE_BY = "hca, fault_code, fault_level"
+NODE_DPU_FAULTS_RAISED = _raised_ms(_NODE_DPU_CODES, _NODE_DPU_CODE_BY)
+NODE_DPU_FAULTS_AGE = _age(_NODE_DPU_CODES, _NODE_DPU_CODE_BY)
+
+# --- jobs (the Jobs dashboard) ---------------------------------------------------------------------------
+# Volcano names a job by its PodGroup (`podgroup`: retries, reschedules), ClusterD and the recovery
+# file by its name (`job`, kept by honor_labels in place of the scrape job). `$namespace` selects
+# the jobs' namespaces.
+
+NAMESPACE = 'namespace=~"$namespace"'
+_JOB_BY = "cluster, namespace, podgroup"
+
+_EXCEPTIONS = selector("mindx_job_scheduling_exception", CLUSTER, NAMESPACE)
+_EXCEPTION_BY = "cluster, namespace, job, job_type, status, reason"
+JOBS_NOT_SCHEDULED = f"count(max by (cluster, namespace, job) ({_EXCEPTIONS})) or vector(0)"
+SCHEDULING_EXCEPTIONS = f"max by ({_EXCEPTION_BY}) ({_EXCEPTIONS})"
+# Seconds of the last hour each job spent in its current exception (jobs that still have it), in
+# 5 s steps: the series carries no start time, and Prometheus ends it with a staleness marker.
+EXCEPTION_STEP = 5
+SCHEDULING_EXCEPTION_SECONDS = (
+    f"count_over_time(({SCHEDULING_EXCEPTIONS})[1h:{EXCEPTION_STEP}s]) * {EXCEPTION_STEP} "
+    f"and on ({_EXCEPTION_BY}) {SCHEDULING_EXCEPTIONS}"
+)
+SCHEDULING_EXCEPTIONS_BY_REASON = f"count by (reason) ({SCHEDULING_EXCEPTIONS})"
+
+_RETRIES_NS = selector("mindx_job_remaining_retries", CLUSTER, NAMESPACE)
+JOB_RETRIES_LEFT = f"max by ({_JOB_BY}) ({_RETRIES_NS})"
+JOBS_ONE_RETRY_LEFT = f"count(({JOB_RETRIES_LEFT}) == 1) or vector(0)"
+
+_RESCHEDULES = f"max by ({_JOB_BY}) ({selector('mindx_job_reschedules_total', CLUSTER, NAMESPACE)})"
+_RESCHEDULES_HOUR_AGO = (
+    f"max by ({_JOB_BY}) ({selector('mindx_job_reschedules_total', CLUSTER, NAMESPACE)} offset 1h)"
+)
+JOB_RESCHEDULES = _RESCHEDULES
+# Volcano's count now minus an hour ago, or all of it for a job first seen within the hour
+# (increase() would miss its first reschedules): the MindXJobRescheduledRepeatedly rule's count.
+JOB_RESCHEDULES_LAST_HOUR = f"{_RESCHEDULES} - ({_RESCHEDULES_HOUR_AGO} or {_RESCHEDULES} * 0)"
+RESCHEDULES_LAST_HOUR = f"sum({JOB_RESCHEDULES_LAST_HOUR}) or vector(0)"
+_LAST_RESCHEDULE = (
+    f"max by ({_JOB_BY}) ({selector('mindx_job_last_reschedule_timestamp_seconds', CLUSTER, NAMESPACE)})"
+)
+JOB_LAST_RESCHEDULE_MS = f"{_LAST_RESCHEDULE} * 1000"
+JOBS_RESCHEDULED_LAST_HOUR = f"count({_LAST_RESCHEDULE} > time() - 3600) or vector(0)"
+
+_REASONS = selector("mindx_job_last_reschedule_reason", CLUSTER, NAMESPACE)
+# Each (reason, node) of a job's newest reschedule, with that reschedule's time (ms).
+LAST_RESCHEDULE_REASONS = (
+    f"max by ({_JOB_BY}, reason, node) ({_REASONS}) * on ({_JOB_BY}) group_left {JOB_LAST_RESCHEDULE_MS}"
+)
+RESCHEDULE_REASONS = f"count by (reason) (max by ({_JOB_BY}, reason) ({_REASONS}))"
+RESCHEDULE_NODES = f"topk(10, count by (cluster, node) (max by ({_JOB_BY}, node) ({_REASONS})))"
+
+_RANKS = selector("mindx_job_recovery_ranks", CLUSTER, NAMESPACE)
+_RECOVERY_BY = "cluster, namespace, job"
+# `fault`: ranks ClusterD is recovering now (always emitted, 0 when none).
+_FAULT_RANKS = selector("mindx_job_recovery_ranks", CLUSTER, NAMESPACE, 'status="fault"')
+JOB_FAULT_RANKS = f"sum by ({_RECOVERY_BY}) ({_FAULT_RANKS})"
+JOB_RECOVERY_RETRIES = (
+    f"max by ({_RECOVERY_BY}) ({selector('mindx_job_recovery_retries', CLUSTER, NAMESPACE)})"
+)
+# No data (rather than 0) when there is no recovery file: the source is off by default.
+JOBS_RECOVERING = f"count(({JOB_FAULT_RANKS}) > 0) or count({JOB_FAULT_RANKS}) * 0"
+RECOVERY_RANKS_BY_STATUS = f"sum by (status) ({_RANKS})"
+
 # --- the exporter itself ---------------------------------------------------------------------------------
 
 
@@ -286,4 +388,5 @@ VAR_CLUSTER = "label_values(mindx_exporter_build_info, cluster)"
 VAR_NODE = f"label_values({selector('mindx_source_update_timestamp_seconds', CLUSTER)}, node)"
 VAR_SOURCE = f"label_values({selector('mindx_source_update_timestamp_seconds', CLUSTER)}, source)"
 VAR_WATCH_SOURCE = f"label_values({_exporter('mindx_exporter_watch_up')}, source)"
+VAR_JOB_NAMESPACE = f'label_values({{__name__=~"mindx_job_.+", {CLUSTER}}}, namespace)'
 VAR_INSTANCE = f"label_values({selector('mindx_exporter_build_info', CLUSTER)}, instance)"

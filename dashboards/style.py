@@ -46,6 +46,8 @@ LIST_COLORS: dict[str, str] = {
     "unhealthy": "red",
     "manually_separated": "dark-red",
 }
+# DPUs/NICs per state (mindx_node_dpus status label).
+DPU_COLORS: dict[str, str] = {"healthy": "green", "faulty": "red"}
 # Per-code levels: chip codes (fault_handling names), NodeD device levels, switch levels.
 CODE_LEVEL_COLORS: dict[str, str] = {
     **{name: color for rank, name, color in CHIP_LEVELS if rank >= 0},
@@ -54,6 +56,11 @@ CODE_LEVEL_COLORS: dict[str, str] = {
     "SeparateFault": "red",
     "PreSeparate": "orange",
     "Separate": "red",
+}
+# The RDMA device plugin's DPU/NIC fault levels (mindx_dpu_fault_code).
+DPU_LEVEL_COLORS: dict[str, str] = {
+    "SubHealthFault": CODE_LEVEL_COLORS["SubHealthFault"],
+    "SeparateDPU": "red",
 }
 
 

@@ -29,9 +29,11 @@ import pytest
 import yaml
 
 from exporter.apiserver import KubeApiTestServer
+from exporter.app import SourceSelection
 from exporter.demo import DEMO_RATES
 from exporter.kube.reflector import ReflectorOptions
 from exporter.simulator import ClusterSimulator
+from exporter.simulator.job_extra import JOB_NAMESPACES
 from exporter.sources.common import CHIP_LEVELS
 from tests.conftest import StartExporter
 from tests.helpers import eventually
@@ -53,6 +55,7 @@ UIDS = {
     "mindx-node-detail.json": "mindx-node-detail",
     "mindx-exporter-health.json": "mindx-exporter-health",
     "mindx-fault-history.json": "mindx-fault-history",
+    "mindx-jobs.json": "mindx-jobs",
 }
 GRID_WIDTH = 24
 VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)(?::(\w+))?\}")
@@ -448,6 +451,13 @@ async def missing_fault_kinds(prom: PrometheusServer, watched_since: float) -> l
             grew_since("mindx_npu_fault_duration_seconds_count", watched_since),
         ),
         ("fault history rules", "fault_level:mindx_npu_fault_duration_seconds:mean24h >= 0"),
+        # ClusterD's reports, Volcano's reschedule records, the recovery files and the DPUs.
+        ("a public fault now", "mindx_public_fault"),
+        ("a chip separated by ClusterD now", "mindx_npu_chip_manual_separation"),
+        ("a job not running now", "mindx_job_scheduling_exception"),
+        ("a reschedule's reason and node", "mindx_job_last_reschedule_reason"),
+        ("a recovery in progress", f'max_over_time(mindx_job_recovery_ranks{{status="fault"}}{window}) > 0'),
+        ("a NIC down now", "mindx_dpu_fault_code"),
     ):
         if not await prom.query(expr):
             missing.append(what)
@@ -503,7 +513,11 @@ async def test_every_panel_and_variable_query_returns_data(
     reflector = ReflectorOptions(
         page_size=500, watch_timeout=30, stall_timeout=10, backoff_initial=0.02, backoff_max=0.2
     )
-    exporter = await start_exporter(reflector=reflector)
+    # As the demo: the opt-in job-recovery source watches the simulated jobs' namespaces.
+    sources = SourceSelection(
+        enabled={"job-recovery": True}, namespaces={"job-recovery": ",".join(JOB_NAMESPACES)}
+    )
+    exporter = await start_exporter(reflector=reflector, sources=sources)
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(shipped_rules("demo")))
     config = {
