@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.sources.common import go_json_string, sha256_hex
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -58,3 +60,29 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 10.0, i
             if time.monotonic() > deadline:
                 raise
         await asyncio.sleep(interval)
+
+
+def device_plugin_configmap(node: str, device_list: dict[str, str], update: int) -> dict[str, Any]:
+    """A device-plugin ConfigMap `mindx-dl-deviceinfo-<node>` in the producer's exact format, with
+    a CheckCode that verifies (sha256 of Go's encoding of DeviceInfo, keys sorted)."""
+    canonical = (
+        '{"DeviceList":{'
+        + ",".join(go_json_string(k) + ":" + go_json_string(device_list[k]) for k in sorted(device_list))
+        + '},"UpdateTime":'
+        + str(update)
+        + "}"
+    )
+    info = {
+        "DeviceInfo": {"DeviceList": device_list, "UpdateTime": update},
+        "CheckCode": sha256_hex(canonical),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"mindx-dl-deviceinfo-{node}",
+            "namespace": "kube-system",
+            "labels": {"mx-consumer-cim": "true"},
+        },
+        "data": {"DeviceInfoCfg": json.dumps(info, separators=(",", ":"))},
+    }

@@ -13,9 +13,8 @@ from exporter.apiserver import KubeApiTestServer
 from exporter.app import SourceSelection
 from exporter.registry import SOURCES
 from exporter.sources import deviceplugin
-from exporter.sources.common import go_json_string, sha256_hex
 from tests.conftest import RunningExporter, StartExporter
-from tests.helpers import Series, eventually, labels, select
+from tests.helpers import Series, device_plugin_configmap, eventually, labels, select
 
 ONLY_DP = SourceSelection(enabled={s.name: s.name == "device-plugin" for s in SOURCES})
 Faults = Mapping[str, list[tuple[str, str, float]]]  # npu → [(code, level, raised at, unix s)]
@@ -45,28 +44,7 @@ def dp(node: str, faults: Faults, chips: int = 8) -> dict[str, Any]:
         "huawei.com/Ascend910-Unhealthy": ",".join(npu for npu, codes in faults.items() if codes),
         "huawei.com/Ascend910-Fault": json.dumps(entries, separators=(",", ":")),
     }
-    update = int(time.time())
-    canonical = (
-        '{"DeviceList":{'
-        + ",".join(go_json_string(k) + ":" + go_json_string(device_list[k]) for k in sorted(device_list))
-        + '},"UpdateTime":'
-        + str(update)
-        + "}"
-    )
-    info = {
-        "DeviceInfo": {"DeviceList": device_list, "UpdateTime": update},
-        "CheckCode": sha256_hex(canonical),
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": f"{deviceplugin.NAME_PREFIX}{node}",
-            "namespace": "kube-system",
-            "labels": {"mx-consumer-cim": "true"},
-        },
-        "data": {deviceplugin.KEY_DEVICE_INFO: json.dumps(info, separators=(",", ":"))},
-    }
+    return device_plugin_configmap(node, device_list, int(time.time()))
 
 
 def raises(series: Series, **match: str) -> dict[tuple[str, str, str], float]:

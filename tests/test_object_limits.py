@@ -13,11 +13,10 @@ from exporter.handlers.base import HandlerOptions
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.registry import ALL_FAMILIES, SOURCES_BY_NAME, watch_target
-from exporter.sources import deviceplugin, events, noded
-from exporter.sources.common import go_json_string, sha256_hex
+from exporter.sources import events, noded
 from exporter.sources.limits import Limits
 from tests.conftest import StartExporter
-from tests.helpers import eventually, fixture, labels, parse_exposition, select
+from tests.helpers import device_plugin_configmap, eventually, fixture, labels, parse_exposition, select
 
 
 def dp_configmap(node: str, chips: int, faults_per_chip: int = 0, codes: int = 1) -> dict[str, Any]:
@@ -38,28 +37,7 @@ def dp_configmap(node: str, chips: int, faults_per_chip: int = 0, codes: int = 1
         "huawei.com/Ascend910": ",".join(names),
         "huawei.com/Ascend910-Fault": json.dumps(fault_entries, separators=(",", ":")),
     }
-    update = 1744181950
-    canonical = (
-        '{"DeviceList":{'
-        + ",".join(go_json_string(k) + ":" + go_json_string(device_list[k]) for k in sorted(device_list))
-        + '},"UpdateTime":'
-        + str(update)
-        + "}"
-    )
-    info = {
-        "DeviceInfo": {"DeviceList": device_list, "UpdateTime": update},
-        "CheckCode": sha256_hex(canonical),
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": f"{deviceplugin.NAME_PREFIX}{node}",
-            "namespace": "kube-system",
-            "labels": {"mx-consumer-cim": "true"},
-        },
-        "data": {deviceplugin.KEY_DEVICE_INFO: json.dumps(info, separators=(",", ":"))},
-    }
+    return device_plugin_configmap(node, device_list, 1744181950)
 
 
 async def test_hundred_thousand_chips_are_cut_at_the_limit(
