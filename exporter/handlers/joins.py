@@ -56,7 +56,10 @@ class JoinState:
         values = self._roles[feed.role]
 
         def listen(oid: ObjectId, records: Mapping[str, Any], counting: bool) -> None:
-            self._refresh(values.put(oid, feed.extract(records) if records else None))
+            given = feed.extract(records) if records else None
+            if given is not None and not self.shard.owns_node(given[0]):
+                given = None  # another shard's node: its joined series are never rendered here
+            self._refresh(values.put(oid, given))
 
         return listen
 

@@ -221,8 +221,8 @@ class EventCounter(SourceHandler):
             obj, namespace, name, result.problems.items
         )
         record = result.first
-        if record is None:
-            return ""
+        if record is None or not self.options.shard.owns_node(record.node):
+            return ""  # not a fault Event, or another shard's node: nothing to count here
         uid = record.uid or f"{namespace}/{name}"
         key = (record.node, record.reason, record.fault_level)
         previous = self._seen.get(uid)

@@ -54,7 +54,7 @@ class _Shard(Generic[Entry]):
     resource_version: int
     sequence: int  # order of writes as this exporter saw them
     written_at: float  # monotonic clock
-    entries: dict[str, Entry] = field(default_factory=dict)
+    entries: Mapping[str, Entry] = field(default_factory=dict)
 
 
 class ShardMerger(Generic[Entry]):
@@ -88,7 +88,7 @@ class ShardMerger(Generic[Entry]):
         for node in new:
             self._holders.setdefault(node, set()).add(name)
 
-    def write(self, name: str, index: int, resource_version: int, entries: dict[str, Entry]) -> Changes:
+    def write(self, name: str, index: int, resource_version: int, entries: Mapping[str, Entry]) -> Changes:
         """A shard was created or rewritten."""
         self._sequence += 1
         old = self._shards.get(name)
@@ -120,7 +120,7 @@ class ShardMerger(Generic[Entry]):
         self._expire(changes)
         return changes
 
-    def replace(self, shards: list[tuple[str, int, int, dict[str, Entry]]]) -> dict[str, Blocks]:
+    def replace(self, shards: list[tuple[str, int, int, Mapping[str, Entry]]]) -> dict[str, Blocks]:
         """A relist: the listed shards are the whole truth now."""
         self._sequence += 1
         now = self._clock()
@@ -265,8 +265,8 @@ class ClusterdHandler(SourceHandler):
     def replace(self, objects: list[dict[str, Any]]) -> None:
         items: dict[NodeKey, Blocks] = {}
         problem_items: dict[ProblemKey, Blocks] = {}
-        device_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterDeviceEntry]]] = []
-        switch_shards: list[tuple[str, int, int, dict[str, clusterd.ClusterSwitchEntry]]] = []
+        device_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterDeviceEntry]]] = []
+        switch_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterSwitchEntry]]] = []
         self._objects = set()
         self._node_status = {}
         self._node_time = {}
@@ -288,11 +288,11 @@ class ClusterdHandler(SourceHandler):
                 problems = node_result.problems
             elif which.kind is Kind.DEVICE:
                 device_result = clusterd.parse_device_shard(obj, self._device_memo, self.options.limits)
-                device_shards.append((name, which.index, rv, dict(device_result.records or {})))
+                device_shards.append((name, which.index, rv, device_result.records or {}))
                 problems = device_result.problems
             else:
                 switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
-                switch_shards.append((name, which.index, rv, dict(switch_result.records or {})))
+                switch_shards.append((name, which.index, rv, switch_result.records or {}))
                 problems = switch_result.problems
             self._objects.add((namespace, name))
             problem_items[self.problem_key(namespace, name)] = self.problem_blocks(
@@ -333,13 +333,11 @@ class ClusterdHandler(SourceHandler):
             problems = node_result.problems
         elif which.kind is Kind.DEVICE:
             device_result = clusterd.parse_device_shard(obj, self._device_memo, self.options.limits)
-            self._apply(_DEVICE, self.devices.write(name, which.index, rv, dict(device_result.records or {})))
+            self._apply(_DEVICE, self.devices.write(name, which.index, rv, device_result.records or {}))
             problems = device_result.problems
         else:
             switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
-            self._apply(
-                _SWITCH, self.switches.write(name, which.index, rv, dict(switch_result.records or {}))
-            )
+            self._apply(_SWITCH, self.switches.write(name, which.index, rv, switch_result.records or {}))
             problems = switch_result.problems
         self._objects.add((namespace, name))
         self.set_problems(obj, namespace, name, problems.items)
