@@ -4,6 +4,7 @@ same API server — same label sets and values, none duplicated, none missing.""
 
 from __future__ import annotations
 
+import json
 import random
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -75,6 +76,14 @@ async def test_union_of_shards_equals_one_process(tmp_path: Path, total: int) ->
                 api.store.delete("configmaps", "kube-system", victim)
         simulator.report_clusterd()
         simulator.report_clusterd()
+        # A broken node entry in a ClusterD map, of a node another shard than 0 owns: only shard
+        # 0 parses every entry, so it alone serves the map's `mindx_configmap_invalid`.
+        broken = next(f"node-{i}" for i in range(1000) if fnv1a_64(f"node-{i}") % max(total, 2) == 1)
+        device_map = api.store.get("configmaps", "mindx-dl", "cluster-info-device-0")
+        entries = json.loads(device_map["data"]["cluster-info-device-0"])
+        entries[f"mindx-dl-deviceinfo-{broken}"] = {"DeviceList": "not a map", "UpdateTime": 1}
+        device_map["data"]["cluster-info-device-0"] = json.dumps(entries)
+        api.store.update("configmaps", device_map)
         current = api.store.resource_version
 
         async def caught_up() -> None:
@@ -101,5 +110,12 @@ async def test_union_of_shards_equals_one_process(tmp_path: Path, total: int) ->
         wrong = [k for k in expected if expected[k] != union[k] and k[0] not in timed]
         assert not wrong, f"different values: {wrong[:3]}"
         assert len(expected) > 1000
+        invalid = {
+            "namespace": "mindx-dl",
+            "configmap": "cluster-info-device-0",
+            "key": "cluster-info-device-0",
+        }
+        assert ("mindx_configmap_invalid", frozenset({**invalid, "reason": "schema"}.items())) in expected
+        assert any(name == "mindx_npu_chip_faults_total" for name, _ in union), "no fault raised"
         # The usable-chips view is part of the union, unchanged.
         assert any(name == "mindx_node_npu_usable_chips" for name, _ in union)

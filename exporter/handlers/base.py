@@ -3,17 +3,18 @@ one log line) and the store keys of per-object records."""
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from exporter.kube.reflector import ReflectorSink, WatchTarget
+from exporter.kube.reflector import ReflectorSink, Relist, WatchTarget
 from exporter.logs import event
 from exporter.metrics.exposition import Family
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import Group, MetricsStore
-from exporter.sharding import ALL, Shard, object_scope
+from exporter.sharding import ALL, Scope, Shard, object_scope
 from exporter.sources.base import Blocks, Source, add_block
 from exporter.sources.common import Problem
 from exporter.sources.limits import DEFAULT_LIMITS, Limits
@@ -91,7 +92,12 @@ class ProblemLog:
         previous = self._seen.get((namespace, name))
         if previous is not None and version and previous[0] == version:
             return
-        self._seen[(namespace, name)] = (version, kinds)
+        # Only objects with problems are remembered: one without has nothing to count again, and
+        # is most of a cluster's objects.
+        if kinds:
+            self._seen[(namespace, name)] = (version, kinds)
+        elif previous is not None:
+            del self._seen[(namespace, name)]
         for problem in problems:
             self.metrics.parse_error(self.source, problem.reason)
         if kinds and (previous is None or previous[1] != kinds):
@@ -138,6 +144,16 @@ class SourceHandler(ReflectorSink):
         self.problems = ProblemLog(source.name, metrics)
         self._listeners: list[RecordListener] = []
 
+    @abc.abstractmethod
+    def relist(self) -> Relist:
+        """Start a relist (see `ReflectorSink`)."""
+
+    def replace(self, objects: list[dict[str, Any]]) -> None:
+        """A whole list at once (what the reflector hands over page by page)."""
+        relist = self.relist()
+        relist.add(objects)
+        relist.finish()
+
     def listen(self, listener: RecordListener) -> None:
         """Also hand every object's parsed records to `listener` (`{}` when the object goes), for
         the joins the source feeds."""
@@ -150,6 +166,10 @@ class SourceHandler(ReflectorSink):
     def problem_key(self, namespace: str, name: str) -> ProblemKey:
         return ProblemKey(self.source.name, namespace, name)
 
+    def problem_scope(self, namespace: str, name: str) -> Scope:
+        """Which shard serves the object's `mindx_configmap_invalid`: the object's."""
+        return object_scope(namespace, name)
+
     def problem_blocks(
         self, obj: Mapping[str, Any], namespace: str, name: str, problems: list[Problem]
     ) -> Blocks:
@@ -157,7 +177,7 @@ class SourceHandler(ReflectorSink):
         when the object is another shard's)."""
         self.problems.account(obj, namespace, name, problems)
         blocks: Blocks = {}
-        if problems and self.options.shard.owns(object_scope(namespace, name)):
+        if problems and self.options.shard.owns(self.problem_scope(namespace, name)):
             render_problems(blocks, namespace, name, problems)
         return blocks
 

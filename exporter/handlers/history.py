@@ -59,6 +59,9 @@ class FaultHistory:
         self._active: dict[ObjectId, dict[CodeKey, tuple[ActiveCode, float]]] = {}
         self._counts: dict[ObjectId, dict[CounterKey, int]] = {}
         self._histograms: dict[str, DurationHistogram] = {}
+        # Shard 0 follows every node's codes, for the cluster-wide histogram; any other shard only
+        # its own nodes'.
+        self._every_node = shard.owns(CLUSTER_SCOPE)
 
     def listener(self, views: ChipViews) -> RecordListener:
         def listen(oid: ObjectId, records: Mapping[str, Any], counting: bool) -> None:
@@ -73,6 +76,9 @@ class FaultHistory:
             if self._counts.pop(oid, None) is not None:
                 self.store.delete(self.group, HistoryKey(self.source, *oid))
             return
+        if not self._every_node:
+            # Another shard counts those nodes' faults, and shard 0 times every clear.
+            views = [view for view in views if self.shard.owns_node(view.node)]
         now = self._clock()
         current = active_codes(views)
         known = self._active.get(oid)
@@ -86,21 +92,22 @@ class FaultHistory:
         for key, code in current.items():
             held = known.get(key) if known is not None else None
             active[key] = (code, held[1] if held is not None else (code.raised_at or now))
-        self._active[oid] = active
-        counts = self._counts.setdefault(oid, {})
-        if counting and change.raised:
-            for code in change.raised:
+        # An object with no active code is not remembered: it compares as one never seen (no
+        # code to clear, every later code new), and most objects have none.
+        if active:
+            self._active[oid] = active
+        elif known is not None:
+            del self._active[oid]
+        raised = [code for code in change.raised if self.shard.owns_node(code.node)] if counting else []
+        if raised:
+            counts = self._counts.setdefault(oid, {})
+            for code in raised:
                 counter = (code.node, code.npu, code.code, code.level)
                 counts[counter] = counts.get(counter, 0) + 1
-            mine = (
-                counts
-                if self.shard.everything
-                else {k: v for k, v in counts.items() if self.shard.owns_node(k[0])}
-            )
             blocks: Blocks = {}
-            add_block(blocks, NPU_CHIP_FAULTS_TOTAL, counter_samples(self.source, mine))
+            add_block(blocks, NPU_CHIP_FAULTS_TOTAL, counter_samples(self.source, counts))
             self.store.set(self.group, HistoryKey(self.source, *oid), blocks)
-        # The histogram is cluster-wide: every shard sees every clear, shard 0 serves it.
+        # The histogram is cluster-wide: shard 0 sees every clear and serves it.
         if change.cleared and known is not None and self.shard.owns(CLUSTER_SCOPE):
             self.store.set(
                 self.group,

@@ -25,6 +25,12 @@ from exporter.sources.common import object_name
 
 Render = Callable[[str, Any], Blocks]
 
+_NO_KEYS: frozenset[ObjectKey] = frozenset()
+
+
+def _keys_of(blocks_by_key: Mapping[ObjectKey, Blocks]) -> frozenset[ObjectKey]:
+    return frozenset(blocks_by_key) if blocks_by_key else _NO_KEYS
+
 
 def per_object(render: Render, scope: Callable[[Any], Scope]) -> HandlerFactory:
     """The handler factory of a source rendered object by object with `render`; `scope` says what
@@ -56,27 +62,12 @@ class ObjectHandler(SourceHandler):
         super().__init__(source, target, store, metrics, options)
         self._render_record = render
         self._scope = scope
-        self._keys: dict[ObjectId, set[ObjectKey]] = {}  # which store keys each object owns
+        # Which store keys each object owns (the shared empty set for another shard's object).
+        self._keys: dict[ObjectId, frozenset[ObjectKey]] = {}
         self._listed = False
 
-    def replace(self, objects: list[dict[str, Any]]) -> None:
-        items: dict[ObjectKey, Blocks] = {}
-        problem_items: dict[ProblemKey, Blocks] = {}
-        counting, self._listed = self._listed, True  # the first list only learns
-        previous, self._keys = self._keys, {}
-        for obj in objects:
-            rendered = self._render(obj)
-            if rendered is not None:
-                oid, blocks_by_key, records, problem_blocks = rendered
-                self._keys[oid] = set(blocks_by_key)
-                items.update(blocks_by_key)
-                problem_items[self.problem_key(*oid)] = problem_blocks
-                self.notify(oid, records, counting)
-        for oid in previous.keys() - self._keys.keys():
-            self.notify(oid, {}, counting)
-        self.replace_problems(problem_items)
-        self.store.replace_group(self.group, items)
-        self.metrics.set_objects(self.target, len(self._keys))
+    def relist(self) -> ObjectRelist:
+        return ObjectRelist(self)
 
     def upsert(self, obj: dict[str, Any]) -> None:
         rendered = self._render(obj)
@@ -85,18 +76,18 @@ class ObjectHandler(SourceHandler):
         oid, blocks_by_key, records, problem_blocks = rendered
         self.store.set(self.problem_group, self.problem_key(*oid), problem_blocks)
         self.notify(oid, records)
-        for stale in self._keys.get(oid, set()) - blocks_by_key.keys():
+        for stale in self._keys.get(oid, _NO_KEYS) - blocks_by_key.keys():
             self.store.delete(self.group, stale)
         for key, blocks in blocks_by_key.items():
             self.store.set(self.group, key, blocks)
-        self._keys[oid] = set(blocks_by_key)
+        self._keys[oid] = _keys_of(blocks_by_key)
         self.metrics.set_objects(self.target, len(self._keys))
 
     def delete(self, obj: dict[str, Any]) -> None:
         oid = object_name(obj)
         if oid in self._keys:
             self.notify(oid, {})
-        for key in self._keys.pop(oid, set()):
+        for key in self._keys.pop(oid, _NO_KEYS):
             self.store.delete(self.group, key)
         self.forget_problems(*oid)
         self.metrics.set_objects(self.target, len(self._keys))
@@ -118,3 +109,36 @@ class ObjectHandler(SourceHandler):
                 blocks_by_key[ObjectKey(label, namespace, name, sub_key)] = self._render_record(label, record)
         problem_blocks = self.problem_blocks(obj, namespace, name, parsed.problems.items)
         return (namespace, name), blocks_by_key, parsed.records or {}, problem_blocks
+
+
+class ObjectRelist:
+    """One relist of an `ObjectHandler`, page by page: each object is rendered (and handed to the
+    joins) as its page arrives; the store's group is replaced, and the objects gone are let go,
+    when the list is complete."""
+
+    def __init__(self, handler: ObjectHandler) -> None:
+        self.handler = handler
+        self.counting = handler._listed  # the first list only learns
+        self.items: dict[ObjectKey, Blocks] = {}
+        self.problem_items: dict[ProblemKey, Blocks] = {}
+        self.keys: dict[ObjectId, frozenset[ObjectKey]] = {}
+
+    def add(self, objects: list[dict[str, Any]]) -> None:
+        handler = self.handler
+        for obj in objects:
+            rendered = handler._render(obj)
+            if rendered is not None:
+                oid, blocks_by_key, records, problem_blocks = rendered
+                self.keys[oid] = _keys_of(blocks_by_key)
+                self.items.update(blocks_by_key)
+                self.problem_items[handler.problem_key(*oid)] = problem_blocks
+                handler.notify(oid, records, self.counting)
+
+    def finish(self) -> None:
+        handler = self.handler
+        previous, handler._keys, handler._listed = handler._keys, self.keys, True
+        for oid in previous.keys() - self.keys.keys():
+            handler.notify(oid, {}, self.counting)
+        handler.replace_problems(self.problem_items)
+        handler.store.replace_group(handler.group, self.items)
+        handler.metrics.set_objects(handler.target, len(self.keys))

@@ -1,8 +1,10 @@
 """The reflector: LIST then WATCH one resource in one namespace, feeding a sink (client-go's
 `tools/cache/reflector.go`, for asyncio).
 
-A relist hands the sink the complete new state in one call, so objects deleted while we were
-disconnected disappear and no scrape sees a half-filled cache.
+A relist hands the sink the new state page by page and then says it is complete, so objects
+deleted while we were disconnected disappear, no scrape sees a half-filled cache, and the objects
+of one page are let go before the next arrives (a whole list held at once costs more than the
+exporter keeps of it).
 """
 
 from __future__ import annotations
@@ -51,10 +53,19 @@ class WatchTarget:
         return params
 
 
+class Relist(Protocol):
+    """One LIST as it arrives: `add` per page, then `finish` once the list is complete (a list
+    that fails or starts again is dropped unfinished)."""
+
+    def add(self, objects: list[K8sObject]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
 class ReflectorSink(Protocol):
     """Receives the reflector's view of the objects; must not raise (parsers never do)."""
 
-    def replace(self, objects: list[K8sObject]) -> None: ...
+    def relist(self) -> Relist: ...
 
     def upsert(self, obj: K8sObject) -> None: ...
 
@@ -227,13 +238,20 @@ class Reflector:
         }
 
     async def _list(self, reason: str) -> None:
-        """A paginated LIST; the sink gets the whole result at once. A continue token that expires
-        restarts the pages (`list_all`). Every request is limited to `list_timeout`."""
+        """A paginated LIST, handed to the sink page by page (`Relist`). A continue token that
+        expires restarts the pages (`list_all`) and the sink's relist. Every request is limited to
+        `list_timeout`."""
         started = time.monotonic()
+        relist = self.sink.relist()
 
         def restarted(err: KubeError) -> None:
+            nonlocal relist
+            relist = self.sink.relist()
             self.observer.watch_error(self.target, err.category)
             event(log, logging.INFO, "list expired while paginating, listing again", **self._fields())
+
+        def page(objects: list[K8sObject]) -> None:
+            self._safely(relist.add, objects)
 
         listed = await list_all(
             self.client,
@@ -242,12 +260,12 @@ class Reflector:
             self.options.page_size,
             self.options.list_timeout,
             on_restart=restarted,
+            on_page=page,
         )
-        objects = listed.objects
         self.resource_version = listed.resource_version
         self._denied_since = self.denial = None
-        self._safely(self.sink.replace, objects)
-        self.observer.listed(self.target, reason, len(objects))
+        self._safely(lambda _: relist.finish(), None)
+        self.observer.listed(self.target, reason, listed.count)
         self.synced.set()
         self.settled.set()
         event(
@@ -255,7 +273,7 @@ class Reflector:
             logging.INFO,
             "listed",
             relist_reason=reason,
-            objects=len(objects),
+            objects=listed.count,
             seconds=round(time.monotonic() - started, 3),
             **self._fields(),
         )

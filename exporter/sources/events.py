@@ -168,25 +168,8 @@ class EventCounter(SourceHandler):
             self._counts.pop(node, None)
             self.store.delete(self.group, NodeCountersKey(node))
 
-    def replace(self, objects: list[dict[str, Any]]) -> None:
-        counting = self._started  # the first list only learns what already happened
-        self._started = True
-        present: set[str] = set()
-        changed_nodes: set[str] = set()
-        problem_items: dict[ProblemKey, Blocks] = {}
-        for obj in objects:
-            uid = self._observe(obj, counting, changed_nodes, problem_items)
-            if uid:
-                present.add(uid)
-        for uid in self._seen.keys() - present:
-            del self._seen[uid]
-        mine = self.options.shard.owns_node
-        items = {
-            NodeCountersKey(node): render_event_counts(c) for node, c in self._counts.items() if mine(node)
-        }
-        self.replace_problems(problem_items)
-        self.store.replace_group(self.group, items)
-        self.metrics.set_objects(self.target, len(self._seen))
+    def relist(self) -> EventRelist:
+        return EventRelist(self, counting=self._started)  # the first list only learns
 
     def upsert(self, obj: dict[str, Any]) -> None:
         changed: set[str] = set()
@@ -255,3 +238,34 @@ SOURCE = Source(
     families=(NPU_FAULT_EVENTS,),
     handler=EventCounter,
 )
+
+
+class EventRelist:
+    """One relist of the fault Events, page by page: each Event is counted as its page arrives;
+    the Events gone are forgotten, and the counters rendered, when the list is complete."""
+
+    def __init__(self, handler: EventCounter, counting: bool) -> None:
+        self.handler = handler
+        self.counting = counting
+        self.present: set[str] = set()
+        self.changed_nodes: set[str] = set()
+        self.problem_items: dict[ProblemKey, Blocks] = {}
+
+    def add(self, objects: list[dict[str, Any]]) -> None:
+        for obj in objects:
+            uid = self.handler._observe(obj, self.counting, self.changed_nodes, self.problem_items)
+            if uid:
+                self.present.add(uid)
+
+    def finish(self) -> None:
+        handler = self.handler
+        handler._started = True
+        for uid in handler._seen.keys() - self.present:
+            del handler._seen[uid]
+        mine = handler.options.shard.owns_node
+        items = {
+            NodeCountersKey(node): render_event_counts(c) for node, c in handler._counts.items() if mine(node)
+        }
+        handler.replace_problems(self.problem_items)
+        handler.store.replace_group(handler.group, items)
+        handler.metrics.set_objects(handler.target, len(handler._seen))

@@ -31,6 +31,7 @@ from exporter.kube.reflector import WatchTarget
 from exporter.metrics.exposition import render_samples
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
+from exporter.sharding import CLUSTER_SCOPE, Scope
 from exporter.sources.base import Blocks, Source, render_table
 from exporter.sources.clusterd import parser as clusterd
 from exporter.sources.clusterd.parser import Kind
@@ -239,7 +240,11 @@ class ClusterdHandler(SourceHandler):
     ) -> None:
         super().__init__(source, target, store, metrics, options)
         mine = options.shard.owns_node
-        # Every shard merges every node (the merge needs them all); it renders only its own.
+        # Shard 0 parses and merges every node: it serves the cluster-wide fault-duration histogram
+        # (every chip's clears) and these ConfigMaps' `mindx_configmap_invalid` (every entry's
+        # problems). Any other shard parses only its own nodes, and keeps nothing of the others:
+        # a node's merge depends on no other node.
+        self._keep: clusterd.NodeFilter = None if options.shard.owns(CLUSTER_SCOPE) else mine
         self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
             lambda e: e.update_time_raw,
             lambda e: _device_blocks(e) if mine(e.view.node) else {},
@@ -260,65 +265,14 @@ class ClusterdHandler(SourceHandler):
         self._device_memo: clusterd.DeviceEntryMemo = {}
         self._switch_memo: clusterd.SwitchEntryMemo = {}
 
+    def problem_scope(self, namespace: str, name: str) -> Scope:
+        """Only shard 0 parses every node's entry, so only it knows each map's problems."""
+        return CLUSTER_SCOPE
+
     # --- ReflectorSink ----------------------------------------------------------------------
 
-    def replace(self, objects: list[dict[str, Any]]) -> None:
-        items: dict[NodeKey, Blocks] = {}
-        problem_items: dict[ProblemKey, Blocks] = {}
-        device_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterDeviceEntry]]] = []
-        switch_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterSwitchEntry]]] = []
-        self._objects = set()
-        self._node_status = {}
-        self._node_time = {}
-        for obj in objects:
-            namespace, name = object_name(obj)
-            which = clusterd.classify(name)
-            if which is None:
-                continue
-            rv = _resource_version(obj)
-            problems: Problems
-            if which.kind is Kind.NODE:
-                node_result = clusterd.parse_node_cm(obj, self.options.limits)
-                for node, record in (node_result.records or {}).items():
-                    if self.options.shard.owns_node(node):
-                        items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
-                    self._node_status[node] = record.status
-                    if record.update_time is not None:
-                        self._node_time[node] = record.update_time
-                problems = node_result.problems
-            elif which.kind is Kind.DEVICE:
-                device_result = clusterd.parse_device_shard(obj, self._device_memo, self.options.limits)
-                device_shards.append((name, which.index, rv, device_result.records or {}))
-                problems = device_result.problems
-            else:
-                switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
-                switch_shards.append((name, which.index, rv, switch_result.records or {}))
-                problems = switch_result.problems
-            self._objects.add((namespace, name))
-            problem_items[self.problem_key(namespace, name)] = self.problem_blocks(
-                obj, namespace, name, problems.items
-            )
-        before = set(self.devices.winners)
-        for node, blocks in self.devices.replace(device_shards).items():
-            items[NodeKey(SOURCE, _DEVICE, node)] = blocks
-        counting, self._listed = self._listed, True  # the first list only learns
-        for node, entry in self.devices.winners.items():
-            self.notify(self._node_oid(node), {f"device/{node}": entry}, counting)
-        for node in before - self.devices.winners.keys():
-            self.notify(self._node_oid(node), {}, counting)
-        for node, blocks in self.switches.replace(switch_shards).items():
-            items[NodeKey(SOURCE, _SWITCH, node)] = blocks
-        for node in self.devices.winners:
-            usable = self._usable(node)
-            if usable is not None:
-                items[NodeKey(SOURCE, _USABLE, node)] = usable
-        for node in self.devices.winners.keys() | self._node_time.keys():
-            seconds = self._update_time(node)
-            if seconds is not None:
-                items[NodeKey(SOURCE, _TIME, node)] = _time_blocks(node, seconds)
-        self.replace_problems(problem_items)
-        self.store.replace_group(self.group, items)
-        self.metrics.set_objects(self.target, len(self._objects))
+    def relist(self) -> ClusterdRelist:
+        return ClusterdRelist(self)
 
     def upsert(self, obj: dict[str, Any]) -> None:
         namespace, name = object_name(obj)
@@ -328,15 +282,17 @@ class ClusterdHandler(SourceHandler):
         rv = _resource_version(obj)
         problems: Problems
         if which.kind is Kind.NODE:
-            node_result = clusterd.parse_node_cm(obj, self.options.limits)
+            node_result = clusterd.parse_node_cm(obj, self.options.limits, self._keep)
             self._write_node_cm(node_result.records or {})
             problems = node_result.problems
         elif which.kind is Kind.DEVICE:
-            device_result = clusterd.parse_device_shard(obj, self._device_memo, self.options.limits)
+            device_result = clusterd.parse_device_shard(
+                obj, self._device_memo, self.options.limits, self._keep
+            )
             self._apply(_DEVICE, self.devices.write(name, which.index, rv, device_result.records or {}))
             problems = device_result.problems
         else:
-            switch_result = clusterd.parse_switch_shard(obj, self._switch_memo)
+            switch_result = clusterd.parse_switch_shard(obj, self._switch_memo, self._keep)
             self._apply(_SWITCH, self.switches.write(name, which.index, rv, switch_result.records or {}))
             problems = switch_result.problems
         self._objects.add((namespace, name))
@@ -365,6 +321,35 @@ class ClusterdHandler(SourceHandler):
         for memo, merger in ((self._device_memo, self.devices), (self._switch_memo, self.switches)):
             for node in memo.keys() - merger.nodes():
                 del memo[node]
+
+    def _relisted(self, relist: ClusterdRelist) -> None:
+        """A relist is complete: its maps are the whole truth now."""
+        self._objects, self._node_status, self._node_time = (
+            relist.objects,
+            relist.node_status,
+            relist.node_time,
+        )
+        before = set(self.devices.winners)
+        for node, blocks in self.devices.replace(relist.device_shards).items():
+            relist.items[NodeKey(SOURCE, _DEVICE, node)] = blocks
+        counting, self._listed = self._listed, True  # the first list only learns
+        for node, entry in self.devices.winners.items():
+            self.notify(self._node_oid(node), {f"device/{node}": entry}, counting)
+        for node in before - self.devices.winners.keys():
+            self.notify(self._node_oid(node), {}, counting)
+        for node, blocks in self.switches.replace(relist.switch_shards).items():
+            relist.items[NodeKey(SOURCE, _SWITCH, node)] = blocks
+        for node in self.devices.winners:
+            usable = self._usable(node)
+            if usable is not None:
+                relist.items[NodeKey(SOURCE, _USABLE, node)] = usable
+        for node in self.devices.winners.keys() | self._node_time.keys():
+            seconds = self._update_time(node)
+            if seconds is not None:
+                relist.items[NodeKey(SOURCE, _TIME, node)] = _time_blocks(node, seconds)
+        self.replace_problems(relist.problem_items)
+        self.store.replace_group(self.group, relist.items)
+        self.metrics.set_objects(self.target, len(self._objects))
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -437,3 +422,54 @@ class ClusterdHandler(SourceHandler):
                 self.store.delete(self.group, NodeKey(SOURCE, _TIME, node))
             else:
                 self.store.set(self.group, NodeKey(SOURCE, _TIME, node), _time_blocks(node, seconds))
+
+
+class ClusterdRelist:
+    """One relist of ClusterD's maps: each ConfigMap is parsed as its page arrives (and its
+    decoded JSON let go); the shards are merged when the list is complete."""
+
+    def __init__(self, handler: ClusterdHandler) -> None:
+        self.handler = handler
+        self.items: dict[NodeKey, Blocks] = {}
+        self.problem_items: dict[ProblemKey, Blocks] = {}
+        self.device_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterDeviceEntry]]] = []
+        self.switch_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterSwitchEntry]]] = []
+        self.objects: set[tuple[str, str]] = set()
+        self.node_status: dict[str, str] = {}
+        self.node_time: dict[str, float] = {}
+
+    def add(self, objects: list[dict[str, Any]]) -> None:
+        handler, options = self.handler, self.handler.options
+        for obj in objects:
+            namespace, name = object_name(obj)
+            which = clusterd.classify(name)
+            if which is None:
+                continue
+            rv = _resource_version(obj)
+            problems: Problems
+            if which.kind is Kind.NODE:
+                node_result = clusterd.parse_node_cm(obj, options.limits, handler._keep)
+                for node, record in (node_result.records or {}).items():
+                    if options.shard.owns_node(node):
+                        self.items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
+                    self.node_status[node] = record.status
+                    if record.update_time is not None:
+                        self.node_time[node] = record.update_time
+                problems = node_result.problems
+            elif which.kind is Kind.DEVICE:
+                device_result = clusterd.parse_device_shard(
+                    obj, handler._device_memo, options.limits, handler._keep
+                )
+                self.device_shards.append((name, which.index, rv, device_result.records or {}))
+                problems = device_result.problems
+            else:
+                switch_result = clusterd.parse_switch_shard(obj, handler._switch_memo, handler._keep)
+                self.switch_shards.append((name, which.index, rv, switch_result.records or {}))
+                problems = switch_result.problems
+            self.objects.add((namespace, name))
+            self.problem_items[handler.problem_key(namespace, name)] = handler.problem_blocks(
+                obj, namespace, name, problems.items
+            )
+
+    def finish(self) -> None:
+        self.handler._relisted(self)

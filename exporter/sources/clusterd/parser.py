@@ -8,11 +8,14 @@ which is why the entries carry the raw `UpdateTime`.
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
+
+import orjson
 
 from exporter.sources import deviceplugin, noded
 from exporter.sources.base import Parsed
@@ -102,9 +105,16 @@ def is_switch_shard(name: str) -> bool:
 # --- S4 cluster-info-node-cm ------------------------------------------------------------------
 
 
-def parse_node_cm(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Parsed[NodeStatusRecord]:
+# Which nodes' entries to parse (a shard parses only the nodes it needs); None: every node.
+NodeFilter = Callable[[str], bool] | None
+
+
+def parse_node_cm(
+    cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS, keep: NodeFilter = None
+) -> Parsed[NodeStatusRecord]:
     """`cluster-info-node-cm`: ClusterD's copy of every NodeD CM (NodeStatus possibly rewritten,
-    spec §5). `UpdateTime` is milliseconds, absent in older ClusterD output."""
+    spec §5). `UpdateTime` is milliseconds, absent in older ClusterD output. With `keep`, only
+    the nodes it accepts are parsed."""
     problems = Problems()
     _, name = object_name(cm)
     if name != NODE_CM_NAME:
@@ -112,7 +122,7 @@ def parse_node_cm(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Par
     records: dict[str, NodeStatusRecord] = {}
     for key, entry in _entries(configmap_data(cm), name, problems):
         node = _node_of_entry(key, entry, NODE_KEY_PREFIX, name, problems)
-        if node is None:
+        if node is None or (keep is not None and not keep(node)):
             continue
         record = NodeStatusRecord(
             node=node,
@@ -128,13 +138,20 @@ def parse_node_cm(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Par
 
 # --- S5 cluster-info-device-<m> ----------------------------------------------------------------
 
-# node → (the entry as decoded, its parse, the problems it had): lets a caller skip re-parsing
-# the entries a shard rewrite did not change (ClusterD rewrites every shard every ~5 s).
+# node → (a digest of the entry as decoded, its parse, the problems it had): lets a caller skip
+# re-parsing the entries a shard rewrite did not change (ClusterD rewrites every shard every ~5 s).
+# A digest, not the decoded entry: it is an eighth of the memory, and one compare costs 1 µs.
 P = TypeVar("P")
-EntryMemo = dict[str, tuple[dict[str, Any], P, tuple[Problem, ...]]]
+EntryMemo = dict[str, tuple[bytes, P, tuple[Problem, ...]]]
 DeviceEntryMemo = EntryMemo["ClusterDeviceEntry"]
 SwitchEntryMemo = EntryMemo["ClusterSwitchEntry"]
 Shard = TypeVar("Shard", "ClusterDeviceEntry", "ClusterSwitchEntry")
+
+
+def _digest(entry: Mapping[str, Any]) -> bytes:
+    """128 bits of the entry's JSON: equal for equal entries (a decoded entry re-encodes in its
+    written key order, which Go keeps fixed), and a collision is out of reach."""
+    return hashlib.blake2b(orjson.dumps(entry), digest_size=16).digest()
 
 
 def _memoized(
@@ -146,29 +163,35 @@ def _memoized(
     parse: Callable[[str, Mapping[str, Any], str, Problems], P],
 ) -> P:
     """`parse` the entry, or reuse the remembered parse when the decoded entry is unchanged."""
-    remembered = memo.get(node) if memo is not None else None
-    if remembered is not None and remembered[0] == entry:
+    if memo is None:
+        return parse(node, entry, key, problems)
+    digest = _digest(entry)
+    remembered = memo.get(node)
+    if remembered is not None and remembered[0] == digest:
         problems.items.extend(remembered[2])
         return remembered[1]
     entry_problems = Problems()
     parsed = parse(node, entry, key, entry_problems)
     problems.items.extend(entry_problems.items)
-    if memo is not None:
-        memo[node] = (entry, parsed, tuple(entry_problems.items))
+    memo[node] = (digest, parsed, tuple(entry_problems.items))
     return parsed
 
 
 def parse_device_shard(
-    cm: Mapping[str, Any], memo: DeviceEntryMemo | None = None, limits: Limits = DEFAULT_LIMITS
+    cm: Mapping[str, Any],
+    memo: DeviceEntryMemo | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    keep: NodeFilter = None,
 ) -> Parsed[ClusterDeviceEntry]:
     """One `cluster-info-device-<m>` shard: ClusterD's processed copy of every DP DeviceInfo.
-    With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
+    With `memo`, entries equal to the remembered ones are reused, and the memo is updated; with
+    `keep`, only the nodes it accepts are parsed."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_device_shard(name):
         return Parsed(None, problems)
     parse = partial(_device_entry, limits=limits)
-    return Parsed(_shard_entries(cm, name, DEVICE_KEY_PREFIX, parse, memo, problems), problems)
+    return Parsed(_shard_entries(cm, name, DEVICE_KEY_PREFIX, parse, memo, keep, problems), problems)
 
 
 def _device_entry(
@@ -218,15 +241,16 @@ def _superpod(node: str, entry: Mapping[str, Any], chips: NodeChips | None) -> S
 
 
 def parse_switch_shard(
-    cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None
+    cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None, keep: NodeFilter = None
 ) -> Parsed[ClusterSwitchEntry]:
     """One `cluster-info-switch-<m>` shard: per node the DP `SwitchInfoCfg` struct plus `CmName`.
-    With `memo`, entries equal to the remembered ones are reused, and the memo is updated."""
+    With `memo`, entries equal to the remembered ones are reused, and the memo is updated; with
+    `keep`, only the nodes it accepts are parsed."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_switch_shard(name):
         return Parsed(None, problems)
-    entries = _shard_entries(cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, problems)
+    entries = _shard_entries(cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, keep, problems)
     return Parsed(entries, problems)
 
 
@@ -239,13 +263,14 @@ def _shard_entries(
     prefix: str,
     parse: Callable[[str, Mapping[str, Any], str, Problems], Shard],
     memo: EntryMemo[Shard] | None,
+    keep: NodeFilter,
     problems: Problems,
 ) -> dict[str, Shard]:
-    """Every node's entry of one shard; a node written twice keeps its newest copy."""
+    """Every (kept) node's entry of one shard; a node written twice keeps its newest copy."""
     entries: dict[str, Shard] = {}
     for key, entry in _entries(configmap_data(cm), name, problems):
         node = _node_of_entry(key, entry, prefix, name, problems)
-        if node is None:
+        if node is None or (keep is not None and not keep(node)):
             continue
         parsed = _memoized(node, entry, name, memo, problems, parse)
         seen = entries.get(node)
