@@ -5,7 +5,7 @@ whose bytes changed touch the store. Joins the source feeds get each object's re
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from exporter.handlers.base import (
     DEFAULT_OPTIONS,
@@ -28,10 +28,6 @@ Render = Callable[[str, Any], Blocks]
 _NO_KEYS: frozenset[ObjectKey] = frozenset()
 
 
-def _keys_of(blocks_by_key: Mapping[ObjectKey, Blocks]) -> frozenset[ObjectKey]:
-    return frozenset(blocks_by_key) if blocks_by_key else _NO_KEYS
-
-
 def per_object(render: Render, scope: Callable[[Any], Scope]) -> HandlerFactory:
     """The handler factory of a source rendered object by object with `render`; `scope` says what
     each record's series are about (a node, a job, …), so a shard renders only its records."""
@@ -46,6 +42,14 @@ def per_object(render: Render, scope: Callable[[Any], Scope]) -> HandlerFactory:
         return ObjectHandler(source, target, store, metrics, render, scope, options)
 
     return factory
+
+
+class _Rendered(NamedTuple):
+    oid: ObjectId
+    keys: frozenset[ObjectKey]  # every store key of the object's records this shard serves
+    blocks: dict[ObjectKey, Blocks]  # the blocks of those keys whose record changed (all of them in a relist)
+    records: Mapping[str, Any]
+    problem_blocks: Blocks
 
 
 class ObjectHandler(SourceHandler):
@@ -64,23 +68,28 @@ class ObjectHandler(SourceHandler):
         self._scope = scope
         # Which store keys each object owns (the shared empty set for another shard's object).
         self._keys: dict[ObjectId, frozenset[ObjectKey]] = {}
+        # The records of objects that carry several (Volcano's one ConfigMap holds every job's
+        # budget, rewritten every second): a rewrite renders only the records that changed.
+        # Objects with one record (a node's) are rendered whole: that record is what changed.
+        self._records: dict[ObjectId, Mapping[str, Any]] = {}
         self._listed = False
 
     def relist(self) -> ObjectRelist:
         return ObjectRelist(self)
 
     def upsert(self, obj: dict[str, Any]) -> None:
-        rendered = self._render(obj)
+        rendered = self._render(obj, self._records.get(object_name(obj)))
         if rendered is None:
             return
-        oid, blocks_by_key, records, problem_blocks = rendered
-        self.store.set(self.problem_group, self.problem_key(*oid), problem_blocks)
-        self.notify(oid, records)
-        for stale in self._keys.get(oid, _NO_KEYS) - blocks_by_key.keys():
+        oid = rendered.oid
+        self.store.set(self.problem_group, self.problem_key(*oid), rendered.problem_blocks)
+        self.notify(oid, rendered.records)
+        for stale in self._keys.get(oid, _NO_KEYS) - rendered.keys:
             self.store.delete(self.group, stale)
-        for key, blocks in blocks_by_key.items():
+        for key, blocks in rendered.blocks.items():
             self.store.set(self.group, key, blocks)
-        self._keys[oid] = _keys_of(blocks_by_key)
+        self._keys[oid] = rendered.keys
+        self._remember(oid, rendered.records)
         self.metrics.set_objects(self.target, len(self._keys))
 
     def delete(self, obj: dict[str, Any]) -> None:
@@ -89,12 +98,18 @@ class ObjectHandler(SourceHandler):
             self.notify(oid, {})
         for key in self._keys.pop(oid, _NO_KEYS):
             self.store.delete(self.group, key)
+        self._records.pop(oid, None)
         self.forget_problems(*oid)
         self.metrics.set_objects(self.target, len(self._keys))
 
-    def _render(
-        self, obj: Mapping[str, Any]
-    ) -> tuple[ObjectId, dict[ObjectKey, Blocks], Mapping[str, Any], Blocks] | None:
+    def _remember(self, oid: ObjectId, records: Mapping[str, Any]) -> None:
+        if len(records) > 1:
+            self._records[oid] = records
+        else:
+            self._records.pop(oid, None)
+
+    def _render(self, obj: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> _Rendered | None:
+        """Parse and render one object; records equal to `previous`'s are not rendered again."""
         namespace, name = object_name(obj)
         if not self.source.watch.wants(name):
             return None
@@ -102,13 +117,20 @@ class ObjectHandler(SourceHandler):
         if parsed.records is None and not parsed.problems.items:
             return None
         label = self.source.name
+        records = parsed.records or {}
+        keys: list[ObjectKey] = []
         blocks_by_key: dict[ObjectKey, Blocks] = {}
         shard = self.options.shard
-        for sub_key, record in (parsed.records or {}).items():
+        for sub_key, record in records.items():
             if shard.everything or shard.owns(self._scope(record)):
-                blocks_by_key[ObjectKey(label, namespace, name, sub_key)] = self._render_record(label, record)
+                key = ObjectKey(label, namespace, name, sub_key)
+                keys.append(key)
+                if previous is None or previous.get(sub_key) != record:
+                    blocks_by_key[key] = self._render_record(label, record)
         problem_blocks = self.problem_blocks(obj, namespace, name, parsed.problems.items)
-        return (namespace, name), blocks_by_key, parsed.records or {}, problem_blocks
+        return _Rendered(
+            (namespace, name), frozenset(keys) or _NO_KEYS, blocks_by_key, records, problem_blocks
+        )
 
 
 class ObjectRelist:
@@ -122,21 +144,25 @@ class ObjectRelist:
         self.items: dict[ObjectKey, Blocks] = {}
         self.problem_items: dict[ProblemKey, Blocks] = {}
         self.keys: dict[ObjectId, frozenset[ObjectKey]] = {}
+        self.records: dict[ObjectId, Mapping[str, Any]] = {}
 
     def add(self, objects: list[dict[str, Any]]) -> None:
         handler = self.handler
         for obj in objects:
             rendered = handler._render(obj)
             if rendered is not None:
-                oid, blocks_by_key, records, problem_blocks = rendered
-                self.keys[oid] = _keys_of(blocks_by_key)
-                self.items.update(blocks_by_key)
-                self.problem_items[handler.problem_key(*oid)] = problem_blocks
-                handler.notify(oid, records, self.counting)
+                oid = rendered.oid
+                self.keys[oid] = rendered.keys
+                self.items.update(rendered.blocks)
+                if len(rendered.records) > 1:
+                    self.records[oid] = rendered.records
+                self.problem_items[handler.problem_key(*oid)] = rendered.problem_blocks
+                handler.notify(oid, rendered.records, self.counting)
 
     def finish(self) -> None:
         handler = self.handler
         previous, handler._keys, handler._listed = handler._keys, self.keys, True
+        handler._records = self.records
         for oid in previous.keys() - self.keys.keys():
             handler.notify(oid, {}, self.counting)
         handler.replace_problems(self.problem_items)

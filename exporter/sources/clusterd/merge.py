@@ -79,14 +79,17 @@ class ShardMerger(Generic[Entry]):
         self.pending: dict[str, int] = {}  # node → write sequence at which it went missing
         self._holders: dict[str, set[str]] = {}  # node → shards holding it, so lookups stay O(1)
 
-    def _index(self, name: str, old: Iterable[str], new: Iterable[str]) -> None:
-        for node in old:
+    def _index(self, name: str, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> None:
+        """Shard `name` held `old`'s nodes and now holds `new`'s. Only the nodes that came or went
+        are touched: a rewrite mostly holds the same nodes, and new sets for every node on every
+        report would be that many more objects for the garbage collector to scan."""
+        for node in old.keys() - new.keys() if old else ():
             holders = self._holders.get(node)
             if holders is not None:
                 holders.discard(name)
                 if not holders:
                     del self._holders[node]
-        for node in new:
+        for node in new.keys() - old.keys() if old else new:
             self._holders.setdefault(node, set()).add(name)
 
     def write(self, name: str, index: int, resource_version: int, entries: Mapping[str, Entry]) -> Changes:
@@ -94,7 +97,7 @@ class ShardMerger(Generic[Entry]):
         self._sequence += 1
         old = self._shards.get(name)
         self._shards[name] = _Shard(index, resource_version, self._sequence, self._clock(), entries)
-        self._index(name, old.entries if old else (), entries)
+        self._index(name, old.entries if old else {}, entries)
         self._stale.discard(name)
         changes: Changes = {}
         for node, entry in entries.items():
@@ -113,7 +116,7 @@ class ShardMerger(Generic[Entry]):
         """A shard ConfigMap was deleted: its nodes must be found elsewhere."""
         self._sequence += 1
         old = self._shards.pop(name, None)
-        self._index(name, old.entries if old else (), ())
+        self._index(name, old.entries if old else {}, {})
         self._stale.discard(name)
         changes: Changes = {}
         for node in old.entries if old else ():
@@ -130,7 +133,7 @@ class ShardMerger(Generic[Entry]):
         }
         self._holders = {}
         for name, shard in self._shards.items():
-            self._index(name, (), shard.entries)
+            self._index(name, {}, shard.entries)
         self._stale.clear()
         self.pending.clear()
         self.winners = {}
