@@ -13,6 +13,7 @@ from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.registry import ALL_FAMILIES, SOURCES_BY_NAME
 from exporter.sources.clusterd import ClusterdHandler
+from exporter.sources.clusterd import parser as clusterd_parser
 from tests.helpers import fixture, parse_exposition, select
 
 SPEC = SOURCES_BY_NAME["clusterd"]
@@ -194,3 +195,24 @@ def test_unchanged_entries_are_not_parsed_again() -> None:
     # The same answers as without the memo, problems included.
     plain = clusterd.parse_device_shard(cm)
     assert plain.records == second.records and plain.problems == second.problems
+
+
+def test_a_big_shard_is_applied_in_steps_and_all_at_once_at_the_end() -> None:
+    """The reflector runs the event loop between the steps of a big shard (scrapes and other
+    watches go on); a scrape between two steps still sees the previous version whole."""
+    template = next(iter(device_entries().values()))
+    entries = {f"mindx-dl-deviceinfo-node-{i:04d}": template for i in range(1000)}
+    cluster = Cluster()
+    cluster.handler.replace([cluster.shard(0, None)])
+    before = cluster.store.body()
+    steps = cluster.handler.upsert_steps(cluster.shard(0, entries))
+    next(steps)
+    assert cluster.store.body() == before, "half a shard applied"
+    rest = sum(1 for _ in steps)
+    assert rest + 1 >= 1000 // clusterd_parser.ENTRIES_PER_STEP
+    assert len(cluster.nodes()) == 1000
+    # In steps or at once: the same series.
+    at_once = Cluster()
+    at_once.handler.replace([at_once.shard(0, None)])
+    at_once.write(0, entries)
+    assert parse_exposition(at_once.store.body().decode()) == parse_exposition(cluster.store.body().decode())

@@ -13,9 +13,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from exporter.kube.client import KubeClient, WatchEvent
 from exporter.kube.errors import DENIED, EXPIRED, NOT_FOUND, STALLED, THROTTLED, KubeError, KubeStatusError
@@ -70,6 +70,14 @@ class ReflectorSink(Protocol):
     def upsert(self, obj: K8sObject) -> None: ...
 
     def delete(self, obj: K8sObject) -> None: ...
+
+
+@runtime_checkable
+class SteppedSink(Protocol):
+    """A sink that can apply a big object in steps (`upsert_steps` yields between them): the
+    reflector lets the event loop run after each step."""
+
+    def upsert_steps(self, obj: K8sObject) -> Iterator[None]: ...
 
 
 class ReflectorObserver(Protocol):
@@ -291,21 +299,35 @@ class Reflector:
             self._denied_since = self.denial = None
             self.observer.watch_up(self.target, True)
 
+        stepped = self.sink if isinstance(self.sink, SteppedSink) else None
         async for watch_event in self.client.watch(
             self.target.path, params, idle_timeout=self.options.stall_timeout, on_open=opened
         ):
             self._backoff.reset()
-            self._apply(watch_event)
+            if stepped is not None and watch_event[0] in ("ADDED", "MODIFIED"):
+                await self._upsert_in_steps(stepped, watch_event[1])
+            self._apply(watch_event, applied=stepped is not None)
             # Events already buffered arrive without a suspension: give scrapes and the other
             # watches a turn between two (a burst of big ClusterD shards would hold the loop).
             await asyncio.sleep(0)
 
-    def _apply(self, watch_event: WatchEvent) -> None:
+    async def _upsert_in_steps(self, sink: SteppedSink, obj: K8sObject) -> None:
+        try:
+            for _ in sink.upsert_steps(obj):
+                await asyncio.sleep(0)
+        except Exception:  # as _safely: a bug in one object's handling must not stop the watch
+            log.exception("sink failed", extra={"fields": self._fields()})
+            self.observer.watch_error(self.target, "sink")
+
+    def _apply(self, watch_event: WatchEvent, applied: bool = False) -> None:
+        """Hand one event to the sink (an upsert `applied` already in steps is not) and follow
+        its resourceVersion."""
         kind, obj = watch_event
         meta = obj.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
         if kind in ("ADDED", "MODIFIED"):
-            self._safely(self.sink.upsert, obj)
+            if not applied:
+                self._safely(self.sink.upsert, obj)
         elif kind == "DELETED":
             self._safely(self.sink.delete, obj)
         elif kind != "BOOKMARK":

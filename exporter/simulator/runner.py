@@ -230,7 +230,15 @@ class ClusterSimulator:
     async def report_clusterd_async(self) -> None:
         """One ClusterD report written one ConfigMap after another, yielding in between so readers
         can see a node in two shards or in none, as with the real (non-atomic) ClusterD."""
-        for obj in self.clusterd.report(self.model):
+        steps = self.clusterd.report_steps(self.model)
+        while True:  # built in steps: the API server shares this event loop
+            try:
+                next(steps)
+            except StopIteration as done:
+                objects: list[dict[str, Any]] = done.value
+                break
+            await asyncio.sleep(0)
+        for obj in objects:
             self._apply(obj)
             self.stats.clusterd_writes += 1
             await asyncio.sleep(0)

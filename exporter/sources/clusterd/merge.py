@@ -278,24 +278,30 @@ class ClusterdHandler(SourceHandler):
         return ClusterdRelist(self)
 
     def upsert(self, obj: dict[str, Any]) -> None:
+        clusterd.run_steps(self.upsert_steps(obj))
+
+    def upsert_steps(self, obj: dict[str, Any]) -> clusterd.Steps[None]:
+        """`upsert` in steps: the reflector lets the event loop run between them, so a burst of
+        shard ConfigMaps (thousands of nodes each) does not hold up scrapes and other watches."""
         namespace, name = object_name(obj)
         which = clusterd.classify(name)
         if which is None:
             return
         rv = _resource_version(obj)
+        limits = self.options.limits
         problems: Problems
         if which.kind is Kind.NODE:
-            node_result = clusterd.parse_node_cm(obj, self.options.limits, self._keep)
+            node_result = yield from clusterd.parse_node_cm_steps(obj, limits, self._keep)
             self._write_node_cm(node_result.records or {})
             problems = node_result.problems
         elif which.kind is Kind.DEVICE:
-            device_result = clusterd.parse_device_shard(
-                obj, self._device_memo, self.options.limits, self._keep
+            device_result = yield from clusterd.parse_device_shard_steps(
+                obj, self._device_memo, limits, self._keep
             )
             self._apply(_DEVICE, self.devices.write(name, which.index, rv, device_result.records or {}))
             problems = device_result.problems
         else:
-            switch_result = clusterd.parse_switch_shard(obj, self._switch_memo, self._keep)
+            switch_result = yield from clusterd.parse_switch_shard_steps(obj, self._switch_memo, self._keep)
             self._apply(_SWITCH, self.switches.write(name, which.index, rv, switch_result.records or {}))
             problems = switch_result.problems
         self._objects.add((namespace, name))

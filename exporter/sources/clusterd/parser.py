@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -105,6 +105,24 @@ def is_switch_shard(name: str) -> bool:
 # --- S4 cluster-info-node-cm ------------------------------------------------------------------
 
 
+# A parse that can pause: each `yield` ends a step, and the generator returns the result. A shard
+# ConfigMap holds a few thousand nodes and takes tens of milliseconds to parse; parsed in steps,
+# the exporter serves scrapes and other watches between them (`exporter.kube.reflector`).
+R = TypeVar("R")
+Steps = Generator[None, None, R]
+ENTRIES_PER_STEP = 256  # about a millisecond of parsing
+
+
+def run_steps(steps: Steps[R]) -> R:
+    """All the steps at once; the result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: R = done.value
+            return result
+
+
 # Which nodes' entries to parse (a shard parses only the nodes it needs); None: every node.
 NodeFilter = Callable[[str], bool] | None
 
@@ -115,12 +133,21 @@ def parse_node_cm(
     """`cluster-info-node-cm`: ClusterD's copy of every NodeD CM (NodeStatus possibly rewritten,
     spec §5). `UpdateTime` is milliseconds, absent in older ClusterD output. With `keep`, only
     the nodes it accepts are parsed."""
+    return run_steps(parse_node_cm_steps(cm, limits, keep))
+
+
+def parse_node_cm_steps(
+    cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS, keep: NodeFilter = None
+) -> Steps[Parsed[NodeStatusRecord]]:
+    """`parse_node_cm` in steps (see `Steps`): the one map holds every node of the cluster."""
     problems = Problems()
     _, name = object_name(cm)
     if name != NODE_CM_NAME:
         return Parsed(None, problems)
     records: dict[str, NodeStatusRecord] = {}
-    for key, entry in _entries(configmap_data(cm), name, problems):
+    for index, (key, entry) in enumerate(_entries(configmap_data(cm), name, problems), 1):
+        if index % ENTRIES_PER_STEP == 0:
+            yield
         node = _node_of_entry(key, entry, NODE_KEY_PREFIX, name, problems)
         if node is None or (keep is not None and not keep(node)):
             continue
@@ -186,12 +213,23 @@ def parse_device_shard(
     """One `cluster-info-device-<m>` shard: ClusterD's processed copy of every DP DeviceInfo.
     With `memo`, entries equal to the remembered ones are reused, and the memo is updated; with
     `keep`, only the nodes it accepts are parsed."""
+    return run_steps(parse_device_shard_steps(cm, memo, limits, keep))
+
+
+def parse_device_shard_steps(
+    cm: Mapping[str, Any],
+    memo: DeviceEntryMemo | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    keep: NodeFilter = None,
+) -> Steps[Parsed[ClusterDeviceEntry]]:
+    """`parse_device_shard` in steps (see `Steps`)."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_device_shard(name):
         return Parsed(None, problems)
     parse = partial(_device_entry, limits=limits)
-    return Parsed(_shard_entries(cm, name, DEVICE_KEY_PREFIX, parse, memo, keep, problems), problems)
+    entries = yield from _shard_entries(cm, name, DEVICE_KEY_PREFIX, parse, memo, keep, problems)
+    return Parsed(entries, problems)
 
 
 def _device_entry(
@@ -246,11 +284,18 @@ def parse_switch_shard(
     """One `cluster-info-switch-<m>` shard: per node the DP `SwitchInfoCfg` struct plus `CmName`.
     With `memo`, entries equal to the remembered ones are reused, and the memo is updated; with
     `keep`, only the nodes it accepts are parsed."""
+    return run_steps(parse_switch_shard_steps(cm, memo, keep))
+
+
+def parse_switch_shard_steps(
+    cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None, keep: NodeFilter = None
+) -> Steps[Parsed[ClusterSwitchEntry]]:
+    """`parse_switch_shard` in steps (see `Steps`)."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_switch_shard(name):
         return Parsed(None, problems)
-    entries = _shard_entries(cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, keep, problems)
+    entries = yield from _shard_entries(cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, keep, problems)
     return Parsed(entries, problems)
 
 
@@ -265,10 +310,13 @@ def _shard_entries(
     memo: EntryMemo[Shard] | None,
     keep: NodeFilter,
     problems: Problems,
-) -> dict[str, Shard]:
-    """Every (kept) node's entry of one shard; a node written twice keeps its newest copy."""
+) -> Steps[dict[str, Shard]]:
+    """Every (kept) node's entry of one shard; a node written twice keeps its newest copy. A step
+    ends every ENTRIES_PER_STEP entries."""
     entries: dict[str, Shard] = {}
-    for key, entry in _entries(configmap_data(cm), name, problems):
+    for index, (key, entry) in enumerate(_entries(configmap_data(cm), name, problems), 1):
+        if index % ENTRIES_PER_STEP == 0:
+            yield
         node = _node_of_entry(key, entry, prefix, name, problems)
         if node is None or (keep is not None and not keep(node)):
             continue
