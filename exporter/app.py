@@ -106,6 +106,11 @@ class _Pipeline:
             writer.store = store
 
 
+# Garbage collection is paused for at most this long while the first lists run (they take 8 s at
+# 20,000 nodes).
+GC_PAUSE_MAX = 120.0
+
+
 class AutoshardError(Exception):
     """Automatic sharding cannot read the pod's StatefulSet at start."""
 
@@ -131,6 +136,7 @@ class Exporter:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._watching = False  # the server listens before the watches exist: not ready until then
+        self._gc_paused = False  # garbage collection paused until the first lists complete
 
     @property
     def reflectors(self) -> list[Reflector]:
@@ -159,6 +165,10 @@ class Exporter:
                 await self._runner_cleanup()
                 await self._client.__aexit__()
                 raise
+        # No garbage collection while the first lists build the cache: everything they build
+        # lives, and at 20,000 nodes the collector scanned it over and over, 2.5 s of the start.
+        self._gc_paused = gc.isenabled()
+        gc.disable()
         self._pipeline = self._start_pipeline(self.store, self._options, register=True)
         self._tasks.append(asyncio.create_task(self._freeze_after_sync(), name="gc freeze"))
         self._watching = True
@@ -182,6 +192,7 @@ class Exporter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._resume_gc()  # stopped before the first lists completed
         await self._runner_cleanup()
         await self._client.__aexit__()
 
@@ -327,9 +338,21 @@ class Exporter:
         """Move everything the first lists built out of the garbage collector's reach: at 10,000
         nodes a full collection over those objects stalls the event loop for ~150 ms, every few
         seconds, and they live as long as their objects do."""
-        await asyncio.gather(*(r.settled.wait() for r in self.reflectors))
+        settled = asyncio.gather(*(r.settled.wait() for r in self.reflectors))
+        try:
+            # An API server that does not answer must not keep the collector off for good.
+            await asyncio.wait_for(settled, GC_PAUSE_MAX)
+        except TimeoutError:
+            self._resume_gc()
+            await asyncio.gather(*(r.settled.wait() for r in self.reflectors))
         gc.collect()
         gc.freeze()
+        self._resume_gc()
+
+    def _resume_gc(self) -> None:
+        if self._gc_paused:
+            self._gc_paused = False
+            gc.enable()
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(asyncio.gather(*(r.settled.wait() for r in self.reflectors)), timeout)

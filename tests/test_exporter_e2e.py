@@ -297,3 +297,28 @@ async def test_bearer_token_from_kubeconfig(tmp_path) -> None:
         async with Exporter(access, ExporterConfig(listen_address="127.0.0.1:0")) as exporter:
             await exporter.wait_ready(5)
             assert exporter.store.object_count() == 1
+
+
+async def test_garbage_collection_is_paused_only_while_the_first_lists_run(tmp_path) -> None:
+    import gc
+
+    from exporter.app import Exporter, ExporterConfig
+    from exporter.kube.config import load_cluster_access
+
+    assert gc.isenabled()
+    async with KubeApiTestServer() as api:
+        api.store.apply("configmaps", fixture("deviceinfo-node133.json"))
+        access = load_cluster_access(str(api.write_kubeconfig(tmp_path / "kc")))
+        async with Exporter(access, ExporterConfig(listen_address="127.0.0.1:0")) as exporter:
+            assert not gc.isenabled()  # the first lists are running
+            await exporter.wait_ready(5)
+
+            async def resumed() -> None:
+                assert gc.isenabled() and gc.get_freeze_count() > 0
+
+            await eventually(resumed, timeout=5)
+        gc.unfreeze()
+    # Stopped before its first lists completed (the API server is gone): the collector is back.
+    async with Exporter(access, ExporterConfig(listen_address="127.0.0.1:0")):
+        assert not gc.isenabled()
+    assert gc.isenabled()

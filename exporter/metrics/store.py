@@ -52,14 +52,16 @@ SEGMENT_MIN = SEGMENT_TARGET // 4
 
 
 class _Segment:
-    """Consecutive keys of one family (or a family's constant header) and their blocks."""
+    """Consecutive keys of one family (or a family's constant header) and their blocks, as two
+    parallel lists in key order: joining a segment is one `join` of `blocks`, with no lookup per
+    key (a scrape after a busy interval joins thousands of segments)."""
 
     __slots__ = ("_text", "blocks", "deflated", "keys", "size", "version")
 
-    def __init__(self, keys: list[Slot], blocks: dict[Slot, bytes]) -> None:
+    def __init__(self, keys: list[Slot], blocks: list[bytes]) -> None:
         self.keys = keys  # sorted
-        self.blocks = blocks
-        self.size = sum(len(block) for block in blocks.values())
+        self.blocks = blocks  # blocks[i] is keys[i]'s
+        self.size = sum(len(block) for block in blocks)
         self.version = 0
         self._text: bytes | None = None
         self.deflated: Deflated | None = None
@@ -71,8 +73,7 @@ class _Segment:
 
     def text(self) -> bytes:
         if self._text is None:
-            blocks = self.blocks
-            self._text = b"".join([blocks[key] for key in self.keys])
+            self._text = b"".join(self.blocks)
         return self._text
 
 
@@ -88,7 +89,7 @@ class _FamilySegments:
     __slots__ = ("first", "header", "segments")
 
     def __init__(self, header: bytes) -> None:
-        self.header = _Segment([_HEADER], {_HEADER: header})
+        self.header = _Segment([_HEADER], [header])
         self.segments: list[_Segment] = []
         self.first: list[Slot] = []
 
@@ -98,21 +99,23 @@ class _FamilySegments:
     def put(self, key: Slot, block: bytes) -> _Put:
         """Set `key`'s block."""
         if not self.segments:
-            self.segments.append(_Segment([key], {key: block}))
+            self.segments.append(_Segment([key], [block]))
             self.first.append(key)
             return _Put.RESTRUCTURED
         index = self._find(key)
         segment = self.segments[index]
-        previous = segment.blocks.get(key)
-        if previous == block:
-            return _Put.UNCHANGED
-        if previous is None:
-            bisect.insort(segment.keys, key)
+        at = bisect.bisect_left(segment.keys, key)
+        if at < len(segment.keys) and segment.keys[at] == key:
+            previous = segment.blocks[at]
+            if previous == block:
+                return _Put.UNCHANGED
+            segment.size -= len(previous)
+            segment.blocks[at] = block
+        else:
+            segment.keys.insert(at, key)
+            segment.blocks.insert(at, block)
             if key < self.first[index]:
                 self.first[index] = key
-        else:
-            segment.size -= len(previous)
-        segment.blocks[key] = block
         segment.size += len(block)
         segment.changed()
         if segment.size > SEGMENT_MAX and len(segment.keys) > 1:
@@ -123,8 +126,9 @@ class _FamilySegments:
     def remove(self, key: Slot) -> bool:
         index = self._find(key)
         segment = self.segments[index]
-        segment.size -= len(segment.blocks.pop(key))
-        segment.keys.remove(key)
+        at = bisect.bisect_left(segment.keys, key)
+        del segment.keys[at]
+        segment.size -= len(segment.blocks.pop(at))
         segment.changed()
         if not segment.keys:
             del self.segments[index], self.first[index]
@@ -134,7 +138,7 @@ class _FamilySegments:
             following = self.segments[index + 1]
             if segment.size + following.size <= SEGMENT_TARGET:
                 segment.keys.extend(following.keys)
-                segment.blocks.update(following.blocks)
+                segment.blocks.extend(following.blocks)
                 segment.size += following.size
                 del self.segments[index + 1], self.first[index + 1]
                 return True
@@ -143,16 +147,16 @@ class _FamilySegments:
     def _split(self, index: int) -> None:
         """Split segment `index` into pieces of about SEGMENT_TARGET bytes."""
         segment = self.segments[index]
-        pieces: list[list[Slot]] = [[]]
+        pieces: list[tuple[list[Slot], list[bytes]]] = [([], [])]
         filled = 0
-        for key in segment.keys:
-            size = len(segment.blocks[key])
-            if filled and filled + size > SEGMENT_TARGET:
-                pieces.append([])
+        for key, block in zip(segment.keys, segment.blocks, strict=True):
+            if filled and filled + len(block) > SEGMENT_TARGET:
+                pieces.append(([], []))
                 filled = 0
-            pieces[-1].append(key)
-            filled += size
-        replacement = [_Segment(keys, {key: segment.blocks[key] for key in keys}) for keys in pieces]
+            pieces[-1][0].append(key)
+            pieces[-1][1].append(block)
+            filled += len(block)
+        replacement = [_Segment(keys, blocks) for keys, blocks in pieces]
         self.segments[index : index + 1] = replacement
         self.first[index : index + 1] = [piece.keys[0] for piece in replacement]
 
