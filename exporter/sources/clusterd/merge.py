@@ -34,7 +34,7 @@ from exporter.metrics.store import MetricsStore
 from exporter.sharding import CLUSTER_SCOPE, Scope
 from exporter.sources.base import Blocks, Source, render_table
 from exporter.sources.clusterd import parser as clusterd
-from exporter.sources.clusterd.parser import Kind
+from exporter.sources.clusterd.parser import ENTRIES_PER_STEP, Kind, Steps
 from exporter.sources.common import Problems, object_name
 from exporter.sources.nodestatus import NODE_STATUS_METRICS
 from exporter.sources.nodeview import NODE_VIEW_METRICS, SOURCE_UPDATE_TIMESTAMP, SWITCH_METRICS
@@ -80,34 +80,52 @@ class ShardMerger(Generic[Entry]):
         self._holders: dict[str, set[str]] = {}  # node → shards holding it, so lookups stay O(1)
 
     def _index(self, name: str, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> None:
+        clusterd.run_steps(self._index_steps(name, old, new))
+
+    def _index_steps(self, name: str, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> Steps[None]:
         """Shard `name` held `old`'s nodes and now holds `new`'s. Only the nodes that came or went
         are touched: a rewrite mostly holds the same nodes, and new sets for every node on every
         report would be that many more objects for the garbage collector to scan."""
-        for node in old.keys() - new.keys() if old else ():
+        for count, node in enumerate(old.keys() - new.keys() if old else (), 1):
+            if count % ENTRIES_PER_STEP == 0:
+                yield
             holders = self._holders.get(node)
             if holders is not None:
                 holders.discard(name)
                 if not holders:
                     del self._holders[node]
-        for node in new.keys() - old.keys() if old else new:
+        for count, node in enumerate(new.keys() - old.keys() if old else new, 1):
+            if count % ENTRIES_PER_STEP == 0:
+                yield
             self._holders.setdefault(node, set()).add(name)
 
     def write(self, name: str, index: int, resource_version: int, entries: Mapping[str, Entry]) -> Changes:
         """A shard was created or rewritten."""
+        return clusterd.run_steps(self.write_steps(name, index, resource_version, entries))
+
+    def write_steps(
+        self, name: str, index: int, resource_version: int, entries: Mapping[str, Entry]
+    ) -> Steps[Changes]:
+        """`write` in steps (a reshuffled shard moves thousands of nodes). Nothing else may use the
+        merger until the steps are done (ClusterdHandler.tick waits)."""
         self._sequence += 1
         old = self._shards.get(name)
         self._shards[name] = _Shard(index, resource_version, self._sequence, self._clock(), entries)
-        self._index(name, old.entries if old else {}, entries)
+        yield from self._index_steps(name, old.entries if old else {}, entries)
         self._stale.discard(name)
         changes: Changes = {}
-        for node, entry in entries.items():
+        for count, (node, entry) in enumerate(entries.items(), 1):
+            if count % ENTRIES_PER_STEP == 0:
+                yield
             if entry is self.winners.get(node):
                 # The current winner again (an unchanged entry, parsed once): it had the newest
                 # UpdateTime of every holder and now also the newest shard, so it stays.
                 self.pending.pop(node, None)
             else:
                 self._resolve(node, changes)
-        for node in old.entries.keys() - entries.keys() if old else ():
+        for count, node in enumerate(old.entries.keys() - entries.keys() if old else (), 1):
+            if count % ENTRIES_PER_STEP == 0:
+                yield
             self._resolve(node, changes)
         self._expire(changes)
         return changes
@@ -261,12 +279,14 @@ class ClusterdHandler(SourceHandler):
             clock,
         )
         self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
+        self._node_records: dict[str, NodeStatusRecord] = {}  # this shard's nodes' records, as shown
         self._listed = False
         self._node_time: dict[str, float] = {}  # node → UpdateTime (s), from cluster-info-node-cm
         self._objects: set[tuple[str, str]] = set()
         # Unchanged entries are not parsed again when ClusterD rewrites (or reshuffles) its shards.
         self._device_memo: clusterd.DeviceEntryMemo = {}
         self._switch_memo: clusterd.SwitchEntryMemo = {}
+        self._writing = False  # a shard's merge is between two steps (see upsert_steps)
 
     def problem_scope(self, namespace: str, name: str) -> Scope:
         """Only shard 0 parses every node's entry, so only it knows each map's problems."""
@@ -298,15 +318,32 @@ class ClusterdHandler(SourceHandler):
             device_result = yield from clusterd.parse_device_shard_steps(
                 obj, self._device_memo, limits, self._keep
             )
-            self._apply(_DEVICE, self.devices.write(name, which.index, rv, device_result.records or {}))
+            yield from self._merge_steps(self.devices, _DEVICE, name, which.index, rv, device_result.records)
             problems = device_result.problems
         else:
             switch_result = yield from clusterd.parse_switch_shard_steps(obj, self._switch_memo, self._keep)
-            self._apply(_SWITCH, self.switches.write(name, which.index, rv, switch_result.records or {}))
+            yield from self._merge_steps(self.switches, _SWITCH, name, which.index, rv, switch_result.records)
             problems = switch_result.problems
         self._objects.add((namespace, name))
         self.set_problems(obj, namespace, name, problems.items)
         self.metrics.set_objects(self.target, len(self._objects))
+
+    def _merge_steps(
+        self,
+        merger: ShardMerger[Entry],
+        kind: str,
+        name: str,
+        index: int,
+        rv: int,
+        entries: Mapping[str, Entry] | None,
+    ) -> Steps[None]:
+        """Merge one shard's entries in steps; `tick` leaves the merger alone meanwhile."""
+        self._writing = True
+        try:
+            changes = yield from merger.write_steps(name, index, rv, entries or {})
+        finally:
+            self._writing = False
+        self._apply(kind, changes)
 
     def delete(self, obj: dict[str, Any]) -> None:
         namespace, name = object_name(obj)
@@ -324,6 +361,8 @@ class ClusterdHandler(SourceHandler):
         self.metrics.set_objects(self.target, len(self._objects))
 
     def tick(self) -> None:
+        if self._writing:
+            return  # a shard is being merged in steps: the next tick does it
         self._apply(_DEVICE, self.devices.tick())
         self._apply(_SWITCH, self.switches.tick())
         # Forget parses of nodes no shard holds any more.
@@ -333,6 +372,7 @@ class ClusterdHandler(SourceHandler):
 
     def _relisted(self, relist: ClusterdRelist) -> None:
         """A relist is complete: its maps are the whole truth now."""
+        self._node_records = relist.node_records
         self._objects, self._node_status, self._node_time = (
             relist.objects,
             relist.node_status,
@@ -366,8 +406,14 @@ class ClusterdHandler(SourceHandler):
         previous = self._node_status
         for node in previous.keys() - records.keys():
             self.store.delete(self.group, NodeKey(SOURCE, _NODE, node))
-        for node, record in records.items():
-            if self.options.shard.owns_node(node):
+        # Only records that changed are rendered again: the map holds every node and is
+        # rewritten every report.
+        shown, self._node_records = (
+            self._node_records,
+            {node: record for node, record in records.items() if self.options.shard.owns_node(node)},
+        )
+        for node, record in self._node_records.items():
+            if shown.get(node) != record:
                 self.store.set(self.group, NodeKey(SOURCE, _NODE, node), _node_blocks(record))
         self._node_status = {node: record.status for node, record in records.items()}
         changed = {n for n in previous.keys() | records.keys() if previous.get(n) != self._node_status.get(n)}
@@ -445,6 +491,7 @@ class ClusterdRelist:
         self.switch_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterSwitchEntry]]] = []
         self.objects: set[tuple[str, str]] = set()
         self.node_status: dict[str, str] = {}
+        self.node_records: dict[str, NodeStatusRecord] = {}
         self.node_time: dict[str, float] = {}
 
     def add(self, objects: list[dict[str, Any]]) -> None:
@@ -461,6 +508,7 @@ class ClusterdRelist:
                 for node, record in (node_result.records or {}).items():
                     if options.shard.owns_node(node):
                         self.items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
+                        self.node_records[node] = record
                     self.node_status[node] = record.status
                     if record.update_time is not None:
                         self.node_time[node] = record.update_time
