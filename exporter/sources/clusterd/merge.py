@@ -77,27 +77,31 @@ class ShardMerger(Generic[Entry]):
         self._sequence = 0
         self.winners: dict[str, Entry] = {}
         self.pending: dict[str, int] = {}  # node → write sequence at which it went missing
-        self._holders: dict[str, set[str]] = {}  # node → shards holding it, so lookups stay O(1)
+        # node → the shards holding it, so lookups stay O(1); a tuple (usually of one), a quarter
+        # of a set's memory.
+        self._holders: dict[str, tuple[str, ...]] = {}
 
     def _index(self, name: str, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> None:
         clusterd.run_steps(self._index_steps(name, old, new))
 
     def _index_steps(self, name: str, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> Steps[None]:
         """Shard `name` held `old`'s nodes and now holds `new`'s. Only the nodes that came or went
-        are touched: a rewrite mostly holds the same nodes, and new sets for every node on every
-        report would be that many more objects for the garbage collector to scan."""
+        are touched: a rewrite mostly holds the same nodes, and new holders for every node on
+        every report would be that many more objects for the garbage collector to scan."""
         for count, node in enumerate(old.keys() - new.keys() if old else (), 1):
             if count % ENTRIES_PER_STEP == 0:
                 yield
-            holders = self._holders.get(node)
-            if holders is not None:
-                holders.discard(name)
-                if not holders:
-                    del self._holders[node]
+            holders = tuple(holder for holder in self._holders.get(node, ()) if holder != name)
+            if holders:
+                self._holders[node] = holders
+            else:
+                self._holders.pop(node, None)
         for count, node in enumerate(new.keys() - old.keys() if old else new, 1):
             if count % ENTRIES_PER_STEP == 0:
                 yield
-            self._holders.setdefault(node, set()).add(name)
+            holders = self._holders.get(node, ())
+            if name not in holders:
+                self._holders[node] = (*holders, name)
 
     def write(self, name: str, index: int, resource_version: int, entries: Mapping[str, Entry]) -> Changes:
         """A shard was created or rewritten."""
@@ -266,6 +270,10 @@ class ClusterdHandler(SourceHandler):
         # problems). Any other shard parses only its own nodes, and keeps nothing of the others:
         # a node's merge depends on no other node.
         self._keep: clusterd.NodeFilter = None if options.shard.owns(CLUSTER_SCOPE) else mine
+        # Of the others' nodes, shard 0 keeps only the chips' faults (all the histogram reads).
+        self._faults_only: clusterd.NodeFilter = (
+            (lambda node: not mine(node)) if not options.shard.everything and self._keep is None else None
+        )
         self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
             lambda e: e.update_time_raw,
             lambda e: _device_blocks(e) if mine(e.view.node) else {},
@@ -316,7 +324,7 @@ class ClusterdHandler(SourceHandler):
             problems = node_result.problems
         elif which.kind is Kind.DEVICE:
             device_result = yield from clusterd.parse_device_shard_steps(
-                obj, self._device_memo, limits, self._keep
+                obj, self._device_memo, limits, self._keep, self._faults_only
             )
             yield from self._merge_steps(self.devices, _DEVICE, name, which.index, rv, device_result.records)
             problems = device_result.problems
@@ -514,8 +522,10 @@ class ClusterdRelist:
                         self.node_time[node] = record.update_time
                 problems = node_result.problems
             elif which.kind is Kind.DEVICE:
-                device_result = clusterd.parse_device_shard(
-                    obj, handler._device_memo, options.limits, handler._keep
+                device_result = clusterd.run_steps(
+                    clusterd.parse_device_shard_steps(
+                        obj, handler._device_memo, options.limits, handler._keep, handler._faults_only
+                    )
                 )
                 self.device_shards.append((name, which.index, rv, device_result.records or {}))
                 problems = device_result.problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -221,19 +222,45 @@ def parse_device_shard_steps(
     memo: DeviceEntryMemo | None = None,
     limits: Limits = DEFAULT_LIMITS,
     keep: NodeFilter = None,
+    faults_only: NodeFilter = None,
 ) -> Steps[Parsed[ClusterDeviceEntry]]:
-    """`parse_device_shard` in steps (see `Steps`)."""
+    """`parse_device_shard` in steps (see `Steps`). The entries of nodes `faults_only` accepts
+    keep only their chips' faults (`faults_only_entry`)."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_device_shard(name):
         return Parsed(None, problems)
-    parse = partial(_device_entry, limits=limits)
+    parse = partial(_device_entry, limits=limits, faults_only=faults_only)
     entries = yield from _shard_entries(cm, name, DEVICE_KEY_PREFIX, parse, memo, keep, problems)
     return Parsed(entries, problems)
 
 
+def faults_only_entry(entry: ClusterDeviceEntry) -> ClusterDeviceEntry:
+    """The entry with only what fault history reads (its chips' faults): what shard 0 keeps of
+    other shards' nodes, for the cluster-wide fault-duration histogram."""
+    chips = entry.view.chips
+    view = NodeView(
+        node=entry.view.node,
+        chips=NodeChips(node=chips.node, resources=(), faults=chips.faults) if chips is not None else None,
+        update_time=entry.view.update_time,
+    )
+    return ClusterDeviceEntry(view=view, update_time_raw=entry.update_time_raw)
+
+
 def _device_entry(
-    node: str, entry: Mapping[str, Any], key: str, problems: Problems, limits: Limits = DEFAULT_LIMITS
+    node: str,
+    entry: Mapping[str, Any],
+    key: str,
+    problems: Problems,
+    limits: Limits = DEFAULT_LIMITS,
+    faults_only: NodeFilter = None,
+) -> ClusterDeviceEntry:
+    parsed = _full_device_entry(node, entry, key, problems, limits)
+    return faults_only_entry(parsed) if faults_only is not None and faults_only(node) else parsed
+
+
+def _full_device_entry(
+    node: str, entry: Mapping[str, Any], key: str, problems: Problems, limits: Limits
 ) -> ClusterDeviceEntry:
     view = NodeView(node=node)
     device_list = entry.get("DeviceList")
@@ -350,12 +377,13 @@ def _node_of_entry(
     entry_key: str, entry: Mapping[str, Any], prefix: str, key: str, problems: Problems
 ) -> str | None:
     """Node name from the map key `<prefix><node>`, else from `CmName`; else flag and skip."""
+    # Interned: a node's name is kept by every map, memo and record that holds the node, once.
     if entry_key.startswith(prefix) and (node := entry_key[len(prefix) :].strip()):
-        return node  # the usual case, first
+        return sys.intern(node)  # the usual case, first
     for candidate in (entry_key, as_str(entry.get("CmName"))):
         node = candidate[len(prefix) :].strip() if candidate.startswith(prefix) else ""
         if node:
-            return node
+            return sys.intern(node)
     problems.add(key, REASON_SCHEMA, f"entry {entry_key!r}: neither key nor CmName starts with {prefix!r}")
     return None
 
