@@ -7,6 +7,7 @@ Other keys (`NodeDEnable`, `fault-job`, `checkCode`, …) are leftovers of old v
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from exporter.sources.base import (
 )
 from exporter.sources.common import (
     REASON_SCHEMA,
+    Problem,
     Problems,
     as_dict,
     as_int,
@@ -87,7 +89,7 @@ def parse_configmap(cm: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> P
     nodes = _parse_fault_nodes(
         decode_json(data, KEY_FAULT_NODE, problems, shape=list, blank_is_empty=True), problems, limits
     )
-    retries = _parse_retries(decode_json(data, KEY_RETRY_TIMES, problems, blank_is_empty=True), problems)
+    retries = _retry_budgets(data, problems)
     # Sub-keys are strings: store keys are tuples of strings, sorted to order the exposition.
     records: dict[str, VolcanoRecord] = {f"node/{n.view.node}": n for n in nodes}
     records.update({f"job/{j.namespace}/{j.podgroup}": j for j in retries})
@@ -207,6 +209,24 @@ def _group(
 
 
 # --- remain-retry-times ------------------------------------------------------------------------
+
+
+def _retry_budgets(data: Mapping[str, Any], problems: Problems) -> tuple[JobRetries, ...]:
+    """The retry budgets. Volcano rewrites the ConfigMap every session (~1 s) and the budgets
+    mostly stay as they were: the same text is parsed once (thousands of jobs, ~10 ms)."""
+    text = data.get(KEY_RETRY_TIMES)
+    if not isinstance(text, str):
+        return _parse_retries(decode_json(data, KEY_RETRY_TIMES, problems, blank_is_empty=True), problems)
+    retries, found = _parse_retries_text(text)
+    problems.items.extend(found)
+    return retries
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_retries_text(text: str) -> tuple[tuple[JobRetries, ...], tuple[Problem, ...]]:
+    problems = Problems()
+    decoded = decode_json({KEY_RETRY_TIMES: text}, KEY_RETRY_TIMES, problems, blank_is_empty=True)
+    return _parse_retries(decoded, problems), tuple(problems.items)
 
 
 def _parse_retries(entries: dict[str, Any] | None, problems: Problems) -> tuple[JobRetries, ...]:
