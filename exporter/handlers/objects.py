@@ -22,10 +22,12 @@ from exporter.metrics.store import MetricsStore
 from exporter.sharding import Scope
 from exporter.sources.base import Blocks, Source
 from exporter.sources.common import object_name
+from exporter.steps import Steps, run_steps
 
 Render = Callable[[str, Any], Blocks]
 
 _NO_KEYS: frozenset[ObjectKey] = frozenset()
+RECORDS_PER_STEP = 32  # a millisecond or two of rendering
 
 
 def per_object(render: Render, scope: Callable[[Any], Scope]) -> HandlerFactory:
@@ -78,7 +80,12 @@ class ObjectHandler(SourceHandler):
         return ObjectRelist(self)
 
     def upsert(self, obj: dict[str, Any]) -> None:
-        rendered = self._render(obj, self._records.get(object_name(obj)))
+        run_steps(self.upsert_steps(obj))
+
+    def upsert_steps(self, obj: dict[str, Any]) -> Steps[None]:
+        """`upsert` in steps (exporter.steps): an object of thousands of records (Volcano's)
+        renders its changed records a few at a time; the store changes at the end, at once."""
+        rendered = yield from self._render_steps(obj, self._records.get(object_name(obj)))
         if rendered is None:
             return
         oid = rendered.oid
@@ -108,8 +115,14 @@ class ObjectHandler(SourceHandler):
         else:
             self._records.pop(oid, None)
 
-    def _render(self, obj: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> _Rendered | None:
-        """Parse and render one object; records equal to `previous`'s are not rendered again."""
+    def _render(self, obj: Mapping[str, Any]) -> _Rendered | None:
+        return run_steps(self._render_steps(obj))
+
+    def _render_steps(
+        self, obj: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+    ) -> Steps[_Rendered | None]:
+        """Parse and render one object; records equal to `previous`'s are not rendered again. A
+        step ends every RECORDS_PER_STEP rendered records."""
         namespace, name = object_name(obj)
         if not self.source.watch.wants(name):
             return None
@@ -127,6 +140,8 @@ class ObjectHandler(SourceHandler):
                 keys.append(key)
                 if previous is None or previous.get(sub_key) != record:
                     blocks_by_key[key] = self._render_record(label, record)
+                    if len(blocks_by_key) % RECORDS_PER_STEP == 0:
+                        yield
         problem_blocks = self.problem_blocks(obj, namespace, name, parsed.problems.items)
         return _Rendered(
             (namespace, name), frozenset(keys) or _NO_KEYS, blocks_by_key, records, problem_blocks

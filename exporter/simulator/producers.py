@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 import re
 from bisect import bisect_right
-from collections.abc import Generator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import accumulate
 from typing import Any
@@ -33,6 +32,7 @@ from exporter.simulator.model import (
     Node,
 )
 from exporter.sources.common import CHIP_LEVEL_RANK, go_json_dumps, go_json_string, sha256_hex
+from exporter.steps import Steps, run_steps
 
 __all__ = [
     "CLUSTERD_NAMESPACE",
@@ -515,15 +515,9 @@ class ClusterDProducer:
 
     def report(self, model: ClusterModel) -> list[dict[str, Any]]:
         """The ConfigMaps of one full report, in ClusterD's write order."""
-        steps = self.report_steps(model)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                objects: list[dict[str, Any]] = done.value
-                return objects
+        return run_steps(self.report_steps(model))
 
-    def report_steps(self, model: ClusterModel) -> Generator[None, None, list[dict[str, Any]]]:
+    def report_steps(self, model: ClusterModel) -> Steps[list[dict[str, Any]]]:
         """`report` in steps of a few tens of milliseconds at 20,000 nodes (a caller sharing its
         event loop with the API server runs it between them); returns the ConfigMaps."""
         switch_parts = [p for node in model.nodes if (p := self._switch_part(node)) is not None]

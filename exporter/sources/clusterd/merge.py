@@ -34,7 +34,7 @@ from exporter.metrics.store import MetricsStore
 from exporter.sharding import CLUSTER_SCOPE, Scope
 from exporter.sources.base import Blocks, Source, render_table
 from exporter.sources.clusterd import parser as clusterd
-from exporter.sources.clusterd.parser import ENTRIES_PER_STEP, Kind, Steps
+from exporter.sources.clusterd.parser import ENTRIES_PER_STEP, Kind
 from exporter.sources.common import Problems, object_name
 from exporter.sources.nodestatus import NODE_STATUS_METRICS
 from exporter.sources.nodeview import NODE_VIEW_METRICS, SOURCE_UPDATE_TIMESTAMP, SWITCH_METRICS
@@ -42,6 +42,7 @@ from exporter.sources.records import NodeStatusRecord
 from exporter.sources.shards import newest
 from exporter.sources.shards import resource_version as _resource_version
 from exporter.sources.usable import render_usable, usable_chips
+from exporter.steps import Steps, run_steps
 
 Entry = TypeVar("Entry")
 Changes = dict[str, Blocks | None]  # node → new blocks, or None to drop the node
@@ -82,7 +83,7 @@ class ShardMerger(Generic[Entry]):
         self._holders: dict[str, tuple[str, ...]] = {}
 
     def _index(self, name: str, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> None:
-        clusterd.run_steps(self._index_steps(name, old, new))
+        run_steps(self._index_steps(name, old, new))
 
     def _index_steps(self, name: str, old: Mapping[str, Entry], new: Mapping[str, Entry]) -> Steps[None]:
         """Shard `name` held `old`'s nodes and now holds `new`'s. Only the nodes that came or went
@@ -105,7 +106,7 @@ class ShardMerger(Generic[Entry]):
 
     def write(self, name: str, index: int, resource_version: int, entries: Mapping[str, Entry]) -> Changes:
         """A shard was created or rewritten."""
-        return clusterd.run_steps(self.write_steps(name, index, resource_version, entries))
+        return run_steps(self.write_steps(name, index, resource_version, entries))
 
     def write_steps(
         self, name: str, index: int, resource_version: int, entries: Mapping[str, Entry]
@@ -306,9 +307,9 @@ class ClusterdHandler(SourceHandler):
         return ClusterdRelist(self)
 
     def upsert(self, obj: dict[str, Any]) -> None:
-        clusterd.run_steps(self.upsert_steps(obj))
+        run_steps(self.upsert_steps(obj))
 
-    def upsert_steps(self, obj: dict[str, Any]) -> clusterd.Steps[None]:
+    def upsert_steps(self, obj: dict[str, Any]) -> Steps[None]:
         """`upsert` in steps: the reflector lets the event loop run between them, so a burst of
         shard ConfigMaps (thousands of nodes each) does not hold up scrapes and other watches."""
         namespace, name = object_name(obj)
@@ -522,7 +523,7 @@ class ClusterdRelist:
                         self.node_time[node] = record.update_time
                 problems = node_result.problems
             elif which.kind is Kind.DEVICE:
-                device_result = clusterd.run_steps(
+                device_result = run_steps(
                     clusterd.parse_device_shard_steps(
                         obj, handler._device_memo, options.limits, handler._keep, handler._faults_only
                     )

@@ -11,7 +11,7 @@ import enum
 import hashlib
 import re
 import sys
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -33,6 +33,7 @@ from exporter.sources.common import (
 )
 from exporter.sources.limits import DEFAULT_LIMITS, Limits
 from exporter.sources.records import NodeChips, NodeStatusRecord, NodeView, SuperPodInfo, SwitchState
+from exporter.steps import Steps, run_steps
 
 NAMESPACE = "mindx-dl"
 NODE_CM_NAME = "cluster-info-node-cm"
@@ -106,22 +107,9 @@ def is_switch_shard(name: str) -> bool:
 # --- S4 cluster-info-node-cm ------------------------------------------------------------------
 
 
-# A parse that can pause: each `yield` ends a step, and the generator returns the result. A shard
-# ConfigMap holds a few thousand nodes and takes tens of milliseconds to parse; parsed in steps,
-# the exporter serves scrapes and other watches between them (`exporter.kube.reflector`).
-R = TypeVar("R")
-Steps = Generator[None, None, R]
+# A shard ConfigMap holds a few thousand nodes and takes tens of milliseconds to parse: it is
+# parsed in steps (exporter.steps).
 ENTRIES_PER_STEP = 256  # about a millisecond of parsing
-
-
-def run_steps(steps: Steps[R]) -> R:
-    """All the steps at once; the result."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: R = done.value
-            return result
 
 
 # Which nodes' entries to parse (a shard parses only the nodes it needs); None: every node.
