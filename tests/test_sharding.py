@@ -76,14 +76,19 @@ async def test_union_of_shards_equals_one_process(tmp_path: Path, total: int) ->
                 api.store.delete("configmaps", "kube-system", victim)
         simulator.report_clusterd()
         simulator.report_clusterd()
-        # A broken node entry in a ClusterD map, of a node another shard than 0 owns: only shard
-        # 0 parses every entry, so it alone serves the map's `mindx_configmap_invalid`.
+        # Broken node entries in ClusterD's maps, of a node another shard than 0 owns: only shard
+        # 0 parses every entry, so it alone serves the maps' `mindx_configmap_invalid`.
         broken = next(f"node-{i}" for i in range(1000) if fnv1a_64(f"node-{i}") % max(total, 2) == 1)
-        device_map = api.store.get("configmaps", "mindx-dl", "cluster-info-device-0")
-        entries = json.loads(device_map["data"]["cluster-info-device-0"])
-        entries[f"mindx-dl-deviceinfo-{broken}"] = {"DeviceList": "not a map", "UpdateTime": 1}
-        device_map["data"]["cluster-info-device-0"] = json.dumps(entries)
-        api.store.update("configmaps", device_map)
+        for name, key, entry in (
+            ("cluster-info-device-0", "mindx-dl-deviceinfo-", {"DeviceList": "not a map", "UpdateTime": 1}),
+            ("cluster-info-switch-0", "mindx-dl-switchinfo-", {"FaultCode": "not a list", "UpdateTime": 1}),
+            ("cluster-info-node-cm", "mindx-dl-nodeinfo-", {"NodeStatus": 5, "UpdateTime": 1}),
+        ):
+            cm = api.store.get("configmaps", "mindx-dl", name)
+            entries = json.loads(cm["data"][name] or "{}")
+            entries[f"{key}{broken}"] = entry
+            cm["data"][name] = json.dumps(entries)
+            api.store.update("configmaps", cm)
         current = api.store.resource_version
 
         async def caught_up() -> None:
@@ -110,12 +115,9 @@ async def test_union_of_shards_equals_one_process(tmp_path: Path, total: int) ->
         wrong = [k for k in expected if expected[k] != union[k] and k[0] not in timed]
         assert not wrong, f"different values: {wrong[:3]}"
         assert len(expected) > 1000
-        invalid = {
-            "namespace": "mindx-dl",
-            "configmap": "cluster-info-device-0",
-            "key": "cluster-info-device-0",
-        }
-        assert ("mindx_configmap_invalid", frozenset({**invalid, "reason": "schema"}.items())) in expected
+        for name in ("cluster-info-device-0", "cluster-info-switch-0", "cluster-info-node-cm"):
+            invalid = {"namespace": "mindx-dl", "configmap": name, "key": name, "reason": "schema"}
+            assert ("mindx_configmap_invalid", frozenset(invalid.items())) in expected, name
         assert any(name == "mindx_npu_chip_faults_total" for name, _ in union), "no fault raised"
         # The usable-chips view is part of the union, unchanged.
         assert any(name == "mindx_node_npu_usable_chips" for name, _ in union)

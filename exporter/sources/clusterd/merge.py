@@ -265,15 +265,18 @@ class ClusterdHandler(SourceHandler):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(source, target, store, metrics, options)
-        mine = options.shard.owns_node
-        # Shard 0 parses and merges every node: it serves the cluster-wide fault-duration histogram
+        shard = options.shard
+        mine = shard.owns_node
+        # Shard 0 parses every node's entries: it serves the cluster-wide fault-duration histogram
         # (every chip's clears) and these ConfigMaps' `mindx_configmap_invalid` (every entry's
-        # problems). Any other shard parses only its own nodes, and keeps nothing of the others:
-        # a node's merge depends on no other node.
-        self._keep: clusterd.NodeFilter = None if options.shard.owns(CLUSTER_SCOPE) else mine
-        # Of the others' nodes, shard 0 keeps only the chips' faults (all the histogram reads).
+        # problems). Of other shards' nodes it keeps only the chips' faults (all the histogram
+        # reads) and nothing of their switch or node-map entries. Any other shard parses only its
+        # own nodes: a node's merge depends on no other node.
+        self._check_all = shard.owns(CLUSTER_SCOPE)
+        self._own: clusterd.NodeFilter = None if shard.everything else mine  # the nodes served here
+        self._keep: clusterd.NodeFilter = None if self._check_all else mine  # device entries kept
         self._faults_only: clusterd.NodeFilter = (
-            (lambda node: not mine(node)) if not options.shard.everything and self._keep is None else None
+            (lambda node: not mine(node)) if not shard.everything and self._check_all else None
         )
         self.devices: ShardMerger[clusterd.ClusterDeviceEntry] = ShardMerger(
             lambda e: e.update_time_raw,
@@ -330,7 +333,9 @@ class ClusterdHandler(SourceHandler):
             yield from self._merge_steps(self.devices, _DEVICE, name, which.index, rv, device_result.records)
             problems = device_result.problems
         else:
-            switch_result = yield from clusterd.parse_switch_shard_steps(obj, self._switch_memo, self._keep)
+            switch_result = yield from clusterd.parse_switch_shard_steps(
+                obj, self._switch_memo, self._own, self._check_all
+            )
             yield from self._merge_steps(self.switches, _SWITCH, name, which.index, rv, switch_result.records)
             problems = switch_result.problems
         self._objects.add((namespace, name))
@@ -412,15 +417,13 @@ class ClusterdHandler(SourceHandler):
     # --- helpers ----------------------------------------------------------------------------
 
     def _write_node_cm(self, records: Mapping[str, NodeStatusRecord]) -> None:
+        records = self._own_records(records)
         previous = self._node_status
         for node in previous.keys() - records.keys():
             self.store.delete(self.group, NodeKey(SOURCE, _NODE, node))
         # Only records that changed are rendered again: the map holds every node and is
         # rewritten every report.
-        shown, self._node_records = (
-            self._node_records,
-            {node: record for node, record in records.items() if self.options.shard.owns_node(node)},
-        )
+        shown, self._node_records = self._node_records, dict(records)
         for node, record in self._node_records.items():
             if shown.get(node) != record:
                 self.store.set(self.group, NodeKey(SOURCE, _NODE, node), _node_blocks(record))
@@ -434,6 +437,12 @@ class ClusterdHandler(SourceHandler):
             for n in previous_time.keys() | self._node_time.keys()
             if previous_time.get(n) != self._node_time.get(n)
         )
+
+    def _own_records(self, records: Mapping[str, NodeStatusRecord]) -> Mapping[str, NodeStatusRecord]:
+        """The node map's records of the nodes served here (the others' were parsed for problems)."""
+        if self._own is None:
+            return records
+        return {node: record for node, record in records.items() if self._own(node)}
 
     def _node_oid(self, node: str) -> tuple[str, str]:
         """Listeners see ClusterD per node (its merged view), not per shard."""
@@ -514,10 +523,9 @@ class ClusterdRelist:
             problems: Problems
             if which.kind is Kind.NODE:
                 node_result = clusterd.parse_node_cm(obj, options.limits, handler._keep)
-                for node, record in (node_result.records or {}).items():
-                    if options.shard.owns_node(node):
-                        self.items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
-                        self.node_records[node] = record
+                for node, record in handler._own_records(node_result.records or {}).items():
+                    self.items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
+                    self.node_records[node] = record
                     self.node_status[node] = record.status
                     if record.update_time is not None:
                         self.node_time[node] = record.update_time
@@ -531,7 +539,11 @@ class ClusterdRelist:
                 self.device_shards.append((name, which.index, rv, device_result.records or {}))
                 problems = device_result.problems
             else:
-                switch_result = clusterd.parse_switch_shard(obj, handler._switch_memo, handler._keep)
+                switch_result = run_steps(
+                    clusterd.parse_switch_shard_steps(
+                        obj, handler._switch_memo, handler._own, handler._check_all
+                    )
+                )
                 self.switch_shards.append((name, which.index, rv, switch_result.records or {}))
                 problems = switch_result.problems
             self.objects.add((namespace, name))

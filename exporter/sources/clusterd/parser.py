@@ -158,7 +158,8 @@ def parse_node_cm_steps(
 # re-parsing the entries a shard rewrite did not change (ClusterD rewrites every shard every ~5 s).
 # A digest, not the decoded entry: it is an eighth of the memory, and one compare costs 1 µs.
 P = TypeVar("P")
-EntryMemo = dict[str, tuple[bytes, P, tuple[Problem, ...]]]
+# The parse is None for an entry parsed only for its problems (`check_all`).
+EntryMemo = dict[str, tuple[bytes, P | None, tuple[Problem, ...]]]
 DeviceEntryMemo = EntryMemo["ClusterDeviceEntry"]
 SwitchEntryMemo = EntryMemo["ClusterSwitchEntry"]
 Shard = TypeVar("Shard", "ClusterDeviceEntry", "ClusterSwitchEntry")
@@ -177,20 +178,23 @@ def _memoized(
     memo: EntryMemo[P] | None,
     problems: Problems,
     parse: Callable[[str, Mapping[str, Any], str, Problems], P],
-) -> P:
-    """`parse` the entry, or reuse the remembered parse when the decoded entry is unchanged."""
+    keep: bool = True,
+) -> P | None:
+    """`parse` the entry, or reuse the remembered parse when the decoded entry is unchanged.
+    Without `keep`, only the entry's problems count (and are remembered); None."""
     if memo is None:
-        return parse(node, entry, key, problems)
+        parsed = parse(node, entry, key, problems)
+        return parsed if keep else None
     digest = _digest(entry)
     remembered = memo.get(node)
-    if remembered is not None and remembered[0] == digest:
+    if remembered is not None and remembered[0] == digest and (remembered[1] is not None or not keep):
         problems.items.extend(remembered[2])
-        return remembered[1]
+        return remembered[1] if keep else None
     entry_problems = Problems()
     parsed = parse(node, entry, key, entry_problems)
     problems.items.extend(entry_problems.items)
-    memo[node] = (digest, parsed, tuple(entry_problems.items))
-    return parsed
+    memo[node] = (digest, parsed if keep else None, tuple(entry_problems.items))
+    return parsed if keep else None
 
 
 def parse_device_shard(
@@ -303,14 +307,20 @@ def parse_switch_shard(
 
 
 def parse_switch_shard_steps(
-    cm: Mapping[str, Any], memo: SwitchEntryMemo | None = None, keep: NodeFilter = None
+    cm: Mapping[str, Any],
+    memo: SwitchEntryMemo | None = None,
+    keep: NodeFilter = None,
+    check_all: bool = False,
 ) -> Steps[Parsed[ClusterSwitchEntry]]:
-    """`parse_switch_shard` in steps (see `Steps`)."""
+    """`parse_switch_shard` in steps (see `Steps`); with `check_all`, the entries `keep` rejects
+    are parsed for their problems too."""
     problems = Problems()
     _, name = object_name(cm)
     if not is_switch_shard(name):
         return Parsed(None, problems)
-    entries = yield from _shard_entries(cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, keep, problems)
+    entries = yield from _shard_entries(
+        cm, name, SWITCH_KEY_PREFIX, _switch_entry, memo, keep, problems, check_all
+    )
     return Parsed(entries, problems)
 
 
@@ -325,17 +335,24 @@ def _shard_entries(
     memo: EntryMemo[Shard] | None,
     keep: NodeFilter,
     problems: Problems,
+    check_all: bool = False,
 ) -> Steps[dict[str, Shard]]:
-    """Every (kept) node's entry of one shard; a node written twice keeps its newest copy. A step
-    ends every ENTRIES_PER_STEP entries."""
+    """Every (kept) node's entry of one shard; a node written twice keeps its newest copy. With
+    `check_all`, the entries not kept are parsed for their problems too. A step ends every
+    ENTRIES_PER_STEP entries."""
     entries: dict[str, Shard] = {}
     for index, (key, entry) in enumerate(_entries(configmap_data(cm), name, problems), 1):
         if index % ENTRIES_PER_STEP == 0:
             yield
         node = _node_of_entry(key, entry, prefix, name, problems)
-        if node is None or (keep is not None and not keep(node)):
+        if node is None:
             continue
-        parsed = _memoized(node, entry, name, memo, problems, parse)
+        kept = keep is None or keep(node)
+        if not kept and not check_all:
+            continue
+        parsed = _memoized(node, entry, name, memo, problems, parse, kept)
+        if parsed is None:
+            continue
         seen = entries.get(node)
         if seen is None or parsed.update_time_raw >= seen.update_time_raw:
             entries[node] = parsed
