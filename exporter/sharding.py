@@ -6,8 +6,13 @@ every series.
   shard of the node: a stable hash of the node name.
 - Series about a job (retries, reschedules, recovery, scheduling exceptions) belong to the shard of
   the job: a hash of `namespace/name`.
-- Series about one object as a whole (`mindx_configmap_invalid`) belong to the shard of the object.
+- Series about one object as a whole (`mindx_configmap_invalid`) belong to the shard of the object;
+  those of ClusterD's maps to shard 0, the one shard that parses every node's entry.
 - Cluster-wide series (a producer's totals, the fault-duration histogram) belong to shard 0.
+
+A shard keeps only what its series need: other shards' nodes are dropped as soon as their names
+are read (ClusterD's entries, joins, fault history, Event counters). Shard 0 keeps, of other
+shards' nodes, their chips' active fault codes: the histogram times every clear in the cluster.
 
 The hash is FNV-1a 64 of the UTF-8 name, modulo the number of shards: stable across processes,
 Python versions and restarts (unlike `hash()`), and the same in every shard.
