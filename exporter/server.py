@@ -181,7 +181,7 @@ class MetricsHandler:
         if _accepts_gzip(request):
             compressed = await self.store.gzip()
             self.metrics.observe_render(time.perf_counter() - started)
-            parts = (*compressed.parts, self._gzip_ending(compressed, self.metrics.render()))
+            parts = (compressed.prefix, self._gzip_ending(compressed, self.metrics.render()))
             headers["Content-Encoding"] = "gzip"
             headers["Vary"] = "Accept-Encoding"
         else:

@@ -45,9 +45,7 @@ def gunzip_single_member(data: bytes) -> bytes:
 
 async def gzip_text(store: MetricsStore, tail: bytes = b"# tail\n") -> bytes:
     compressed = await store.gzip()
-    return gunzip_single_member(
-        b"".join(compressed.parts) + finish_member(compressed.crc, compressed.length, tail)
-    )
+    return gunzip_single_member(compressed.prefix + finish_member(compressed.crc, compressed.length, tail))
 
 
 def random_blocks(rng: random.Random, node: str) -> dict[Family, bytes]:

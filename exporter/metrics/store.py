@@ -177,7 +177,7 @@ class GzipBody:
     gzipstream.finish_member appends with the scrape's own trailing text."""
 
     generation: int
-    parts: tuple[bytes, ...]  # GZIP_HEADER and every segment's compressed part, in order
+    prefix: bytes
     crc: int  # CRC-32 and length of the uncompressed text so far
     length: int
 
@@ -316,10 +316,8 @@ class MetricsStore:
             for index, part in zip(stale, fresh, strict=True):
                 layout.compressed[index] = part
                 layout.crc.update(index, part)
-        # The segments' compressed parts as they are, not joined: the response copies them out in
-        # slices anyway, and a join would copy the whole body once more per change.
-        parts = (GZIP_HEADER, *(part.data for part in layout.compressed))
-        return GzipBody(generation, parts, layout.crc.crc, layout.crc.length)
+        prefix = b"".join([GZIP_HEADER, *(part.data for part in layout.compressed)])
+        return GzipBody(generation, prefix, layout.crc.crc, layout.crc.length)
 
     def _current_layout(self) -> _Layout:
         if self._layout is None:
