@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import logging
 import os
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.autoshard import StatefulSetPod, follow_replicas, get_replicas
+from exporter.gcschedule import GcSchedule
 from exporter.handlers.base import HandlerOptions, SourceHandler
 from exporter.handlers.history import FaultHistory
 from exporter.handlers.joins import JoinState
@@ -106,11 +106,6 @@ class _Pipeline:
             writer.store = store
 
 
-# Garbage collection is paused for at most this long while the first lists run (they take 8 s at
-# 20,000 nodes).
-GC_PAUSE_MAX = 120.0
-
-
 class AutoshardError(Exception):
     """Automatic sharding cannot read the pod's StatefulSet at start."""
 
@@ -136,7 +131,7 @@ class Exporter:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._watching = False  # the server listens before the watches exist: not ready until then
-        self._gc_paused = False  # garbage collection paused until the first lists complete
+        self._gc = GcSchedule()
 
     @property
     def reflectors(self) -> list[Reflector]:
@@ -167,10 +162,10 @@ class Exporter:
                 raise
         # No garbage collection while the first lists build the cache: everything they build
         # lives, and at 20,000 nodes the collector scanned it over and over, 2.5 s of the start.
-        self._gc_paused = gc.isenabled()
-        gc.disable()
+        self._gc.pause()
         self._pipeline = self._start_pipeline(self.store, self._options, register=True)
-        self._tasks.append(asyncio.create_task(self._freeze_after_sync(), name="gc freeze"))
+        first_lists = asyncio.gather(*(r.settled.wait() for r in self.reflectors))
+        self._tasks.append(asyncio.create_task(self._gc.run(first_lists), name="gc schedule"))
         self._watching = True
         web_config = self.config.web_config
         event(
@@ -192,7 +187,7 @@ class Exporter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._resume_gc()  # stopped before the first lists completed
+        self._gc.close()
         await self._runner_cleanup()
         await self._client.__aexit__()
 
@@ -333,26 +328,6 @@ class Exporter:
         new.retarget(self.store)
         self.metrics.set_shard(shard.ordinal, shard.total)
         event(log, logging.INFO, "re-sharded", shard=shard.ordinal, total_shards=shard.total)
-
-    async def _freeze_after_sync(self) -> None:
-        """Move everything the first lists built out of the garbage collector's reach: at 10,000
-        nodes a full collection over those objects stalls the event loop for ~150 ms, every few
-        seconds, and they live as long as their objects do."""
-        settled = asyncio.gather(*(r.settled.wait() for r in self.reflectors))
-        try:
-            # An API server that does not answer must not keep the collector off for good.
-            await asyncio.wait_for(settled, GC_PAUSE_MAX)
-        except TimeoutError:
-            self._resume_gc()
-            await asyncio.gather(*(r.settled.wait() for r in self.reflectors))
-        gc.collect()
-        gc.freeze()
-        self._resume_gc()
-
-    def _resume_gc(self) -> None:
-        if self._gc_paused:
-            self._gc_paused = False
-            gc.enable()
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(asyncio.gather(*(r.settled.wait() for r in self.reflectors)), timeout)
