@@ -33,11 +33,15 @@ async def following() -> AsyncIterator[GcSchedule]:
         await eventually(lambda: _assert(gc.isenabled() and gc.get_freeze_count() > 0), timeout=5)
         yield schedule
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        schedule.close()
+        await _stop(task, schedule)
         gc.unfreeze()
+
+
+async def _stop(task: asyncio.Task[None], schedule: GcSchedule) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    schedule.close()
 
 
 async def _assert(condition: bool) -> None:
@@ -78,9 +82,6 @@ async def test_an_api_server_that_never_answers_does_not_keep_the_collector_off(
         assert not gc.isenabled()
         await eventually(lambda: _assert(gc.isenabled()), timeout=5)
     finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        schedule.close()
+        await _stop(task, schedule)
         never.cancel()
     assert gc.isenabled()
