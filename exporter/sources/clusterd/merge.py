@@ -32,10 +32,10 @@ from exporter.metrics.exposition import render_samples
 from exporter.metrics.selfmetrics import ExporterMetrics
 from exporter.metrics.store import MetricsStore
 from exporter.sharding import CLUSTER_SCOPE, Scope
-from exporter.sources.base import Blocks, Source, render_table
+from exporter.sources.base import Blocks, Parsed, Source, render_table
 from exporter.sources.clusterd import parser as clusterd
 from exporter.sources.clusterd.parser import ENTRIES_PER_STEP, Kind
-from exporter.sources.common import Problems, object_name
+from exporter.sources.common import object_name
 from exporter.sources.nodestatus import NODE_STATUS_METRICS
 from exporter.sources.nodeview import NODE_VIEW_METRICS, SOURCE_UPDATE_TIMESTAMP, SWITCH_METRICS
 from exporter.sources.records import NodeStatusRecord
@@ -290,10 +290,10 @@ class ClusterdHandler(SourceHandler):
             stale_after,
             clock,
         )
-        self._node_status: dict[str, str] = {}  # node → status, from cluster-info-node-cm
-        self._node_records: dict[str, NodeStatusRecord] = {}  # this shard's nodes' records, as shown
+        # This shard's nodes' records from cluster-info-node-cm, as shown: their status and time
+        # feed the usable-chips view and the nodes' update time.
+        self._node_records: dict[str, NodeStatusRecord] = {}
         self._listed = False
-        self._node_time: dict[str, float] = {}  # node → UpdateTime (s), from cluster-info-node-cm
         self._objects: set[tuple[str, str]] = set()
         # Unchanged entries are not parsed again when ClusterD rewrites (or reshuffles) its shards.
         self._device_memo: clusterd.DeviceEntryMemo = {}
@@ -319,28 +319,31 @@ class ClusterdHandler(SourceHandler):
         which = clusterd.classify(name)
         if which is None:
             return
-        rv = _resource_version(obj)
-        limits = self.options.limits
-        problems: Problems
+        parsed = yield from self._parse_steps(obj, which.kind)
         if which.kind is Kind.NODE:
-            node_result = yield from clusterd.parse_node_cm_steps(obj, limits, self._keep)
-            self._write_node_cm(node_result.records or {})
-            problems = node_result.problems
-        elif which.kind is Kind.DEVICE:
-            device_result = yield from clusterd.parse_device_shard_steps(
-                obj, self._device_memo, limits, self._keep, self._faults_only
-            )
-            yield from self._merge_steps(self.devices, _DEVICE, name, which.index, rv, device_result.records)
-            problems = device_result.problems
+            self._write_node_cm(parsed.records or {})
         else:
-            switch_result = yield from clusterd.parse_switch_shard_steps(
-                obj, self._switch_memo, self._own, self._check_all
-            )
-            yield from self._merge_steps(self.switches, _SWITCH, name, which.index, rv, switch_result.records)
-            problems = switch_result.problems
+            merger = self.devices if which.kind is Kind.DEVICE else self.switches
+            kind = _DEVICE if which.kind is Kind.DEVICE else _SWITCH
+            rv = _resource_version(obj)
+            yield from self._merge_steps(merger, kind, name, which.index, rv, parsed.records)
         self._objects.add((namespace, name))
-        self.set_problems(obj, namespace, name, problems.items)
+        self.set_problems(obj, namespace, name, parsed.problems.items)
         self.metrics.set_objects(self.target, len(self._objects))
+
+    def _parse_steps(self, obj: Mapping[str, Any], kind: Kind) -> Steps[Parsed[Any]]:
+        """One of ClusterD's maps, parsed with this shard's node filters (see __init__)."""
+        if kind is Kind.NODE:
+            return (yield from clusterd.parse_node_cm_steps(obj, self.options.limits, self._keep))
+        if kind is Kind.DEVICE:
+            return (
+                yield from clusterd.parse_device_shard_steps(
+                    obj, self._device_memo, self.options.limits, self._keep, self._faults_only
+                )
+            )
+        return (
+            yield from clusterd.parse_switch_shard_steps(obj, self._switch_memo, self._own, self._check_all)
+        )
 
     def _merge_steps(
         self,
@@ -386,12 +389,7 @@ class ClusterdHandler(SourceHandler):
 
     def _relisted(self, relist: ClusterdRelist) -> None:
         """A relist is complete: its maps are the whole truth now."""
-        self._node_records = relist.node_records
-        self._objects, self._node_status, self._node_time = (
-            relist.objects,
-            relist.node_status,
-            relist.node_time,
-        )
+        self._objects, self._node_records = relist.objects, relist.node_records
         before = set(self.devices.winners)
         for node, blocks in self.devices.replace(relist.device_shards).items():
             relist.items[NodeKey(SOURCE, _DEVICE, node)] = blocks
@@ -406,7 +404,7 @@ class ClusterdHandler(SourceHandler):
             usable = self._usable(node)
             if usable is not None:
                 relist.items[NodeKey(SOURCE, _USABLE, node)] = usable
-        for node in self.devices.winners.keys() | self._node_time.keys():
+        for node in self.devices.winners.keys() | self._node_records.keys():
             seconds = self._update_time(node)
             if seconds is not None:
                 relist.items[NodeKey(SOURCE, _TIME, node)] = _time_blocks(node, seconds)
@@ -417,26 +415,20 @@ class ClusterdHandler(SourceHandler):
     # --- helpers ----------------------------------------------------------------------------
 
     def _write_node_cm(self, records: Mapping[str, NodeStatusRecord]) -> None:
-        records = self._own_records(records)
-        previous = self._node_status
-        for node in previous.keys() - records.keys():
-            self.store.delete(self.group, NodeKey(SOURCE, _NODE, node))
         # Only records that changed are rendered again: the map holds every node and is
         # rewritten every report.
-        shown, self._node_records = self._node_records, dict(records)
-        for node, record in self._node_records.items():
-            if shown.get(node) != record:
+        shown, self._node_records = self._node_records, dict(self._own_records(records))
+        changed = {
+            n for n in shown.keys() | self._node_records.keys() if shown.get(n) != self._node_records.get(n)
+        }
+        for node in changed:
+            record = self._node_records.get(node)
+            if record is None:
+                self.store.delete(self.group, NodeKey(SOURCE, _NODE, node))
+            else:
                 self.store.set(self.group, NodeKey(SOURCE, _NODE, node), _node_blocks(record))
-        self._node_status = {node: record.status for node, record in records.items()}
-        changed = {n for n in previous.keys() | records.keys() if previous.get(n) != self._node_status.get(n)}
         self._refresh_usable(changed)
-        previous_time = self._node_time
-        self._node_time = {n: r.update_time for n, r in records.items() if r.update_time is not None}
-        self._refresh_time(
-            n
-            for n in previous_time.keys() | self._node_time.keys()
-            if previous_time.get(n) != self._node_time.get(n)
-        )
+        self._refresh_time(changed)
 
     def _own_records(self, records: Mapping[str, NodeStatusRecord]) -> Mapping[str, NodeStatusRecord]:
         """The node map's records of the nodes served here (the others' were parsed for problems)."""
@@ -468,8 +460,9 @@ class ClusterdHandler(SourceHandler):
             return None
         switch = self.switches.winners.get(node)
         switch_status = switch.state.node_status if switch is not None else ""
+        record = self._node_records.get(node)
         return render_usable(
-            SOURCE, usable_chips(device.view.chips, self._node_status.get(node, ""), switch_status)
+            SOURCE, usable_chips(device.view.chips, record.status if record else "", switch_status)
         )
 
     def _refresh_usable(self, nodes: Iterable[str]) -> None:
@@ -485,7 +478,9 @@ class ClusterdHandler(SourceHandler):
         if not self.options.shard.owns_node(node):
             return None
         device = self.devices.winners.get(node)
-        times = [t for t in (self._node_time.get(node), device.view.update_time if device else None) if t]
+        record = self._node_records.get(node)
+        node_time = record.update_time if record else None
+        times = [t for t in (node_time, device.view.update_time if device else None) if t]
         return max(times) if times else None
 
     def _refresh_time(self, nodes: Iterable[str]) -> None:
@@ -508,47 +503,26 @@ class ClusterdRelist:
         self.device_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterDeviceEntry]]] = []
         self.switch_shards: list[tuple[str, int, int, Mapping[str, clusterd.ClusterSwitchEntry]]] = []
         self.objects: set[tuple[str, str]] = set()
-        self.node_status: dict[str, str] = {}
         self.node_records: dict[str, NodeStatusRecord] = {}
-        self.node_time: dict[str, float] = {}
 
     def add(self, objects: list[dict[str, Any]]) -> None:
-        handler, options = self.handler, self.handler.options
+        handler = self.handler
         for obj in objects:
             namespace, name = object_name(obj)
             which = clusterd.classify(name)
             if which is None:
                 continue
-            rv = _resource_version(obj)
-            problems: Problems
+            parsed = run_steps(handler._parse_steps(obj, which.kind))
             if which.kind is Kind.NODE:
-                node_result = clusterd.parse_node_cm(obj, options.limits, handler._keep)
-                for node, record in handler._own_records(node_result.records or {}).items():
+                for node, record in handler._own_records(parsed.records or {}).items():
                     self.items[NodeKey(SOURCE, _NODE, node)] = _node_blocks(record)
                     self.node_records[node] = record
-                    self.node_status[node] = record.status
-                    if record.update_time is not None:
-                        self.node_time[node] = record.update_time
-                problems = node_result.problems
-            elif which.kind is Kind.DEVICE:
-                device_result = run_steps(
-                    clusterd.parse_device_shard_steps(
-                        obj, handler._device_memo, options.limits, handler._keep, handler._faults_only
-                    )
-                )
-                self.device_shards.append((name, which.index, rv, device_result.records or {}))
-                problems = device_result.problems
             else:
-                switch_result = run_steps(
-                    clusterd.parse_switch_shard_steps(
-                        obj, handler._switch_memo, handler._own, handler._check_all
-                    )
-                )
-                self.switch_shards.append((name, which.index, rv, switch_result.records or {}))
-                problems = switch_result.problems
+                shards = self.device_shards if which.kind is Kind.DEVICE else self.switch_shards
+                shards.append((name, which.index, _resource_version(obj), parsed.records or {}))
             self.objects.add((namespace, name))
             self.problem_items[handler.problem_key(namespace, name)] = handler.problem_blocks(
-                obj, namespace, name, problems.items
+                obj, namespace, name, parsed.problems.items
             )
 
     def finish(self) -> None:
