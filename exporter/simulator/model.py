@@ -201,6 +201,12 @@ _SWITCH_SEVERITY = {
 }
 NO_PORT = 4294967295
 
+
+def _peer(code: str) -> str:
+    """The peer field of a switch fault code `[event,id,peer,port]` (`na`: no port)."""
+    return code.strip("[]").split(",")[2]
+
+
 # --- NodeD (spec §4, §11.3; build/NodeDConfiguration.json) -------------------------------------------
 
 NODED_NOT_HANDLE = "NotHandleFault"
@@ -1204,20 +1210,11 @@ class ClusterModel:
         node = self._switch_nodes[self.rng.randrange(len(self._switch_nodes))]
         level = self._pick(_SWITCH_RAISE_WEIGHTS)
         code = self.rng.choice(SWITCH_CODES[level])
-        peer = code.strip("[]").split(",")[2]
-        port_fault = peer != "na"
-        fault = SwitchFault(
-            node=node,
-            code=code,
-            event_type=int(code[1:].split(",")[0], 16),
-            level=level,
-            chip_id=self.rng.randrange(4),
-            port_id=self.rng.randrange(48) if port_fault else NO_PORT,
-            peer_device=_PEER_DEVICE[peer],
-            peer_port=self.rng.randrange(8) if port_fault else 0xFFFF,
-            severity=_SWITCH_SEVERITY[level],
-            time_ms=self._now_ms(),
-        )
+        chip_id = self.rng.randrange(4)
+        port_fault = _peer(code) != "na"
+        port_id = self.rng.randrange(48) if port_fault else NO_PORT
+        peer_port = self.rng.randrange(8) if port_fault else 0
+        fault = self._switch_fault(node, code, level, chip_id, port_id, peer_port)
         if fault.key in node.switch_faults:
             return
         node.switch_faults[fault.key] = fault
@@ -1370,9 +1367,18 @@ class ClusterModel:
         self, node: Node, code: str, level: str, chip_id: int = 0, port_id: int = 0
     ) -> None:
         """A switch fault of ``level`` (``SwitchInfoCfg``, A3 nodes)."""
-        peer = code.strip("[]").split(",")[2]
+        fault = self._switch_fault(node, code, level, chip_id, port_id, 0)
+        node.switch_faults[fault.key] = fault
+        self._switch_changed(node)
+
+    def _switch_fault(
+        self, node: Node, code: str, level: str, chip_id: int, port_id: int, peer_port: int
+    ) -> SwitchFault:
+        """The fault as the switch manager reports `code`; a code without a peer (`na`) has no
+        port (`port_id`, `peer_port` ignored)."""
+        peer = _peer(code)
         port_fault = peer != "na"
-        fault = SwitchFault(
+        return SwitchFault(
             node=node,
             code=code,
             event_type=int(code[1:].split(",")[0], 16),
@@ -1380,12 +1386,10 @@ class ClusterModel:
             chip_id=chip_id,
             port_id=port_id if port_fault else NO_PORT,
             peer_device=_PEER_DEVICE[peer],
-            peer_port=0 if port_fault else 0xFFFF,
+            peer_port=peer_port if port_fault else 0xFFFF,
             severity=_SWITCH_SEVERITY[level],
             time_ms=self._now_ms(),
         )
-        node.switch_faults[fault.key] = fault
-        self._switch_changed(node)
 
     def clear_switch_faults(self, node: Node) -> None:
         for fault in node.switch_faults.values():
